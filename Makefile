@@ -32,7 +32,8 @@ bench: install  ## speed and accuracy against the tutorial's loop; writes benchm
 	$(PYTHON) benchmarks/bench.py
 
 pretrained: install  ## rebuild the model that ships inside the package
-	mnist-train --recipe fast --seed 0 --out mnist_nbdev/pretrained
+	mnist-train --recipe fast --seed 0 --threads 2 --out mnist_nbdev/pretrained
+	rm -f mnist_nbdev/pretrained/checkpoint.*
 
 clean:
 	rm -rf build dist *.egg-info _docs _proc nbs/_docs nbs/_proc

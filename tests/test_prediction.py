@@ -1,0 +1,129 @@
+"""Reading people's images from files: photos and drawings, blank pages, broken files, the command."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFilter
+
+from mnist_nbdev.data import load_mnist
+from mnist_nbdev.evaluation import normalization
+from mnist_nbdev.prediction import as_photo
+from mnist_nbdev.prediction import predict
+from mnist_nbdev.training import load_model
+
+N = 200  # test images turned into person-like files
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def test_split(mnist_dir):
+    split = load_mnist(mnist_dir).test
+    idx = np.random.default_rng(7).choice(len(split), N, replace=False)
+    return split.images[idx].numpy(), split.labels[idx].numpy()
+
+
+def drawing(digit: np.ndarray, seed: int) -> Image.Image:
+    "An MNIST digit as a drawing app would save it: RGBA, transparent background, black strokes, large."
+    rng = np.random.default_rng(seed)
+    side = int(rng.integers(200, 400))
+    alpha = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(1))
+    canvas = Image.new("RGBA", (side + int(rng.integers(50, 300)), side + int(rng.integers(50, 300))), (0, 0, 0, 0))
+    stroke = Image.new("RGBA", (side, side), (20, 20, 30, 255))
+    stroke.putalpha(alpha)
+    canvas.paste(stroke, (int(rng.integers(0, canvas.width - side)), int(rng.integers(0, canvas.height - side))))
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def person_files(tmp_path_factory, test_split):
+    "Half JPEG photos (RGB, dark on light paper, off-centre, noisy), half PNG drawings (RGBA)."
+    folder = tmp_path_factory.mktemp("person")
+    images, labels = test_split
+    paths = []
+    for i, digit in enumerate(images):
+        if i % 2:
+            path = folder / f"photo_{i}.jpg"
+            as_photo(digit, seed=1000 + i).save(path, quality=75)
+        else:
+            path = folder / f"drawing_{i}.png"
+            drawing(digit, seed=i).save(path)
+        paths.append(path)
+    return paths, labels
+
+
+def test_person_like_files_read_about_as_well_as_the_test_set(model, test_split, person_files):
+    images, labels = test_split
+    direct = np.mean([p.label == y for p, y in zip(predict(list(images), model), labels)])
+    paths, _ = person_files
+    results = predict(paths, model)
+    assert all(r.error is None for r in results)
+    from_files = np.mean([r.label == y for r, y in zip(results, labels)])
+    print(f"direct {direct:.1%}, person-like files {from_files:.1%}")
+    assert direct >= 0.97
+    assert from_files >= direct - 0.02
+
+
+def test_naive_resizing_would_fail(model, person_files):
+    "The point of the preprocessing: without it the same files read at near chance."
+    paths, labels = person_files
+    naive = np.stack([np.asarray(Image.open(p).convert("L").resize((28, 28)), dtype=np.float32) / 255 for p in paths])
+    mean, std = normalization(model)
+    with torch.inference_mode():
+        preds = model(torch.from_numpy((naive - mean) / std).unsqueeze(1)).argmax(1).numpy()
+    assert np.mean(preds == labels) < 0.3
+
+
+def test_drawn_digit_with_pil(model, tmp_path):
+    "A digit drawn with plain line strokes, as in a paint program."
+    img = Image.new("RGB", (300, 400), "white")
+    draw = ImageDraw.Draw(img)
+    draw.line([(80, 80), (220, 80), (130, 330)], fill="black", width=22)  # a 7
+    img.save(tmp_path / "seven.png")
+    img = Image.new("L", (300, 400), 255)
+    ImageDraw.Draw(img).line([(150, 60), (150, 340)], fill=0, width=24)  # a 1
+    img.save(tmp_path / "one.jpg")
+    assert [r.label for r in predict([tmp_path / "seven.png", tmp_path / "one.jpg"], model)] == [7, 1]
+
+
+def run(*args):
+    return subprocess.run(["mnist-predict", *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_command_lines_and_exit_codes(tmp_path, person_files):
+    paths, labels = person_files
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), (250, 250, 245)).save(blank)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+
+    ok = run(paths[0], paths[1], blank)
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].split() [:2] == [str(paths[0]), str(labels[0])]
+    assert lines[2].split()[:2] == [str(blank), "none"]
+
+    bad = run("--json", paths[0], empty, text, blank)
+    assert bad.returncode == 1
+    records = json.loads(bad.stdout)
+    assert records[0]["path"] == str(paths[0]) and records[0]["label"] == int(labels[0])
+    assert len(records[0]["probabilities"]) == 10 and 0 < records[0]["confidence"] <= 1
+    assert set(records[1]) == {"path", "error"} and "empty file" in records[1]["error"]
+    assert set(records[2]) == {"path", "error"} and "not an image" in records[2]["error"]
+    assert records[3]["label"] is None
+    assert "notes.png" in bad.stderr
+
+    usage = run()
+    assert usage.returncode == 2 and "IMAGE" in usage.stderr
+    missing_model = run("--model", tmp_path / "nope", paths[0])
+    assert missing_model.returncode == 1 and "no such model folder" in missing_model.stderr
