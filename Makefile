@@ -7,7 +7,7 @@ ifneq ($(wildcard ../shared/data/MNIST/raw),)
 export MNIST_NBDEV_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install train test nbtest pytest sync readme bench docs pretrained clean
+.PHONY: install train test nbtest pytest sync readme bench docs browser pretrained clean
 
 install:  ## the package in editable mode, with the tools to develop and test it
 	$(PIP) install -q -e ".[dev]"
@@ -15,7 +15,7 @@ install:  ## the package in editable mode, with the tools to develop and test it
 train: install  ## train the default recipe on MNIST and report its test accuracy
 	mnist-train --out mnist_model
 
-test: install nbtest pytest  ## every test: the notebooks, then tests/
+test: install browser nbtest docs pytest  ## every test: the notebooks, then tests/ (which checks the built site in a browser)
 
 nbtest:
 	nbdev_test --n_workers 2 --timing
@@ -34,6 +34,14 @@ bench: install  ## speed and accuracy against the tutorial's loop; writes benchm
 pretrained: install  ## rebuild the model that ships inside the package
 	mnist-train --recipe fast --seed 0 --threads 2 --out mnist_nbdev/pretrained
 	rm -f mnist_nbdev/pretrained/checkpoint.*
+
+docs: install  ## the docs site in _docs/: nbdev's processing, then Quarto if on PATH, else smalldocs
+	$(PYTHON) tools/docs.py
+
+browser:  ## Debian's chromium and chromium-driver, for the docs test in a real browser
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] || { echo "chromium and chromium-driver are missing: install them as root (apt-get install chromium chromium-driver)"; exit 1; }; \
+	    apt-get install -y -q chromium chromium-driver >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
 clean:
 	rm -rf build dist *.egg-info _docs _proc nbs/_docs nbs/_proc

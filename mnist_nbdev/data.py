@@ -8,7 +8,7 @@ __all__ = ['FILES', 'MNIST_MD5', 'MNIST_SHAPES', 'ENV_VAR', 'MNIST_MEAN', 'MNIST
            'read_idx', 'Split', 'MNISTData', 'load_mnist', 'show_digits', 'pixel_stats', 'Batches', 'TutorialMNIST',
            'tutorial_datasets', 'tutorial_loaders']
 
-# %% ../nbs/00_data.ipynb #37e2832b
+# %% ../nbs/00_data.ipynb #2afce92c
 import gzip
 import hashlib
 import os
@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms
 
-# %% ../nbs/00_data.ipynb #535eaee8
+# %% ../nbs/00_data.ipynb #0bd16767
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -63,7 +63,7 @@ class DataNotFoundError(DataError, FileNotFoundError):
 class IDXError(DataError, ValueError):
     "An IDX file is truncated, corrupt, or not the kind of file expected."
 
-# %% ../nbs/00_data.ipynb #e286731a
+# %% ../nbs/00_data.ipynb #5ed8798b
 def cache_dir() -> Path:
     "The per-user cache folder where MNIST is downloaded when no folder is given."
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -85,7 +85,7 @@ def search_dirs(root: Path) -> list[Path]:
     "The folders searched under a root, in order: the root itself, then torchvision's `MNIST/raw/`."
     return [Path(root), Path(root) / "MNIST" / "raw"]
 
-# %% ../nbs/00_data.ipynb #f5cdc1a0
+# %% ../nbs/00_data.ipynb #455818be
 def _file_in(folder: Path, name: str) -> Path | None:
     "`name` or `name.gz` in `folder`, preferring the uncompressed file."
     for candidate in (folder / name, folder / f"{name}.gz"):
@@ -104,7 +104,7 @@ def locate(
             return found
     return None
 
-# %% ../nbs/00_data.ipynb #96c2b2bf
+# %% ../nbs/00_data.ipynb #95d9589f
 def _reachable(url: str, timeout: float = 5.0) -> bool:
     "Whether a TCP connection to `url`'s host opens within `timeout` seconds (name lookup included)."
     parts = urllib.parse.urlsplit(url)
@@ -153,7 +153,7 @@ def download(
     finally:
         socket.setdefaulttimeout(previous)
 
-# %% ../nbs/00_data.ipynb #413d048c
+# %% ../nbs/00_data.ipynb #5a60dcd0
 def _not_found_message(root: Path, reason: str | None) -> str:
     names = list(FILES.values())
     lines = ["MNIST data not found. Looked for the four IDX files (each may also be gzipped, ending .gz):"]
@@ -192,7 +192,7 @@ def find_files(
             return found
     raise DataNotFoundError(_not_found_message(root, reason))
 
-# %% ../nbs/00_data.ipynb #7eb70eff
+# %% ../nbs/00_data.ipynb #06600322
 _IDX_TYPES = {  # IDX type code -> big-endian numpy dtype
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
@@ -264,7 +264,7 @@ def read_idx(
             )
     return torch.from_numpy(array)
 
-# %% ../nbs/00_data.ipynb #d99233e6
+# %% ../nbs/00_data.ipynb #ab80aaea
 @dataclass
 class Split:
     "Images and labels of one split, held in memory."
@@ -310,7 +310,7 @@ class MNISTData:
             f"{self.n_classes} classes, from {self.source})"
         )
 
-# %% ../nbs/00_data.ipynb #21b04aec
+# %% ../nbs/00_data.ipynb #4745ddd0
 def _read_split(images_path: Path, labels_path: Path, check_md5: bool) -> Split:
     images = read_idx(images_path, check_md5)
     labels = read_idx(labels_path, check_md5)
@@ -339,7 +339,7 @@ def load_mnist(
         )
     return MNISTData(train, test, paths["train_images"].parent)
 
-# %% ../nbs/00_data.ipynb #545433f1
+# %% ../nbs/00_data.ipynb #fc1c792b
 def show_digits(
     images: torch.Tensor,  # (N, H, W) or (N, 1, H, W), uint8 or float
     titles: list | None = None,  # one caption per image
@@ -361,7 +361,7 @@ def show_digits(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/00_data.ipynb #6877c7d0
+# %% ../nbs/00_data.ipynb #2363dd54
 MNIST_MEAN = 0.1307  # mean training pixel of MNIST, scaled to [0, 1]
 MNIST_STD = 0.3081  # standard deviation of MNIST's training pixels, scaled to [0, 1]
 
@@ -377,7 +377,7 @@ def pixel_stats(
     var = (counts * (values - mean) ** 2).sum() / n
     return float(mean), float(var.sqrt())
 
-# %% ../nbs/00_data.ipynb #d0306b3e
+# %% ../nbs/00_data.ipynb #2a8a6147
 class Batches:
     "Shuffled, normalised mini-batches of a `Split`, served from memory."
 
@@ -437,7 +437,7 @@ class Batches:
             idx = order[i * self.bs : (i + 1) * self.bs]
             yield self.normalize(self.images[idx]), self.labels[idx]
 
-# %% ../nbs/00_data.ipynb #65b9151f
+# %% ../nbs/00_data.ipynb #2f47c528
 class TutorialMNIST(datasets.MNIST):
     "torchvision's `MNIST` dataset over a `Split` that is already in memory."
 

@@ -6,7 +6,7 @@
 __all__ = ['normalization', 'predict_split', 'evaluate', 'format_report', 'plot_confusion', 'plot_per_class_accuracy',
            'confident_mistakes', 'plot_mistakes', 'main']
 
-# %% ../nbs/03_evaluation.ipynb #ef3e22f8
+# %% ../nbs/03_evaluation.ipynb #566cd6d4
 import argparse
 import json
 import os
@@ -29,7 +29,7 @@ from .data import show_digits
 from .training import ModelFileError
 from .training import load_model
 
-# %% ../nbs/03_evaluation.ipynb #0dbd06c4
+# %% ../nbs/03_evaluation.ipynb #9d0aa376
 def normalization(model: nn.Module) -> tuple[float, float]:
     "The (mean, std) a model was trained with; MNIST's for a model without a record."
     norm = getattr(model, "info", {}).get("normalization", {})
@@ -49,7 +49,7 @@ def predict_split(
     batches = Batches(split, bs, mean=mean, std=std, device=device)
     return torch.cat([model(xb).softmax(1).cpu() for xb, _ in batches])
 
-# %% ../nbs/03_evaluation.ipynb #43081ab8
+# %% ../nbs/03_evaluation.ipynb #5bb55cf8
 def evaluate(
     model: nn.Module,
     split: Split | None = None,  # what to evaluate on; None is the test split of `load_mnist(data_dir)`
@@ -77,7 +77,7 @@ def evaluate(
         "confusion_matrix": confusion_matrix(labels, preds, labels=classes).tolist(),
     }
 
-# %% ../nbs/03_evaluation.ipynb #6dbb2716
+# %% ../nbs/03_evaluation.ipynb #66f15886
 def format_report(report: dict) -> str:
     "The report as a text table."
     lines = [f"accuracy {report['accuracy']:.2%}   loss {report['loss']:.4f}   images {report['n_images']:,}", ""]
@@ -90,7 +90,7 @@ def format_report(report: dict) -> str:
     lines += [f"{i:>6}" + "".join(f"{v:6d}" for v in row) for i, row in enumerate(cm)]
     return "\n".join(lines)
 
-# %% ../nbs/03_evaluation.ipynb #c5033d04
+# %% ../nbs/03_evaluation.ipynb #ad11cc27
 def plot_confusion(
     report: dict,  # as `evaluate` returns it
 ):
@@ -110,7 +110,7 @@ def plot_confusion(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_evaluation.ipynb #887dd529
+# %% ../nbs/03_evaluation.ipynb #61ca5842
 def plot_per_class_accuracy(report: dict):
     "Bar chart of each class's accuracy; returns the figure."
     import matplotlib.pyplot as plt
@@ -125,7 +125,7 @@ def plot_per_class_accuracy(report: dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_evaluation.ipynb #1b99c817
+# %% ../nbs/03_evaluation.ipynb #0f7ffd12
 def confident_mistakes(
     probs: torch.Tensor,  # (N, C) probabilities
     labels: torch.Tensor,  # (N,) true labels
@@ -148,7 +148,7 @@ def plot_mistakes(
     titles = [f"{int(split.labels[i])} → {int(preds[i])} ({conf[i]:.0%})" for i in idx]
     return show_digits(split.images[idx], titles, ncols=10, size=1.3)
 
-# %% ../nbs/03_evaluation.ipynb #73bcec52
+# %% ../nbs/03_evaluation.ipynb #5ac009cf
 def main(argv: list | None = None) -> int:
     "The `mnist-evaluate` command."
     parser = argparse.ArgumentParser(prog="mnist-evaluate", description="Evaluate a trained model on the MNIST test set.")

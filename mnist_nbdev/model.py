@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['MYCNN', 'ARCHITECTURES', 'conv_output_size', 'TutorialCNN', 'build_model']
 
-# %% ../nbs/01_model.ipynb #413b6e26
+# %% ../nbs/01_model.ipynb #90e6a1ee
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../nbs/01_model.ipynb #35ca7d74
+# %% ../nbs/01_model.ipynb #af8d2112
 def conv_output_size(
     size: int,  # height or width of the input image
 ) -> int:
@@ -49,7 +49,7 @@ class TutorialCNN(nn.Module):
 
 MYCNN = TutorialCNN  # the tutorial's name for it
 
-# %% ../nbs/01_model.ipynb #25076730
+# %% ../nbs/01_model.ipynb #573ef38e
 ARCHITECTURES = {"tutorial_cnn": TutorialCNN}
 
 

@@ -6,7 +6,7 @@
 __all__ = ['MIN_CONTRAST', 'ImageError', 'to_gray', 'is_mnist_like', 'ink_image', 'fit_and_center', 'mnist_image', 'as_photo',
            'Prediction', 'open_image', 'predict_images', 'predict', 'main']
 
-# %% ../nbs/04_prediction.ipynb #8f463ed2
+# %% ../nbs/04_prediction.ipynb #5d617f6b
 import argparse
 import io
 import json
@@ -30,7 +30,7 @@ from .evaluation import normalization
 from .training import ModelFileError
 from .training import load_model
 
-# %% ../nbs/04_prediction.ipynb #8f8e2a32
+# %% ../nbs/04_prediction.ipynb #bb6aa1ee
 class ImageError(ValueError):
     "A file or object that cannot be read as an image."
 
@@ -63,7 +63,7 @@ def _otsu(values: np.ndarray) -> float:
     between = w0 * w1 * (mu0 - mu1) ** 2
     return float(centers[np.argmax(between)])
 
-# %% ../nbs/04_prediction.ipynb #130415f9
+# %% ../nbs/04_prediction.ipynb #fb7d643f
 MIN_CONTRAST = 0.2  # ink must differ from the paper by this much (of the full 0-1 range) to count
 
 
@@ -133,7 +133,7 @@ def mnist_image(
     ink = ink_image(gray)
     return None if ink is None else fit_and_center(ink)
 
-# %% ../nbs/04_prediction.ipynb #d832f656
+# %% ../nbs/04_prediction.ipynb #01f860d1
 def as_photo(
     digit: np.ndarray,  # a 28x28 uint8 MNIST image
     seed: int = 0,  # chooses size, position, paper and noise
@@ -154,7 +154,7 @@ def as_photo(
     page = page + shade + rng.normal(0, 0.03, page.shape)
     return Image.fromarray((np.clip(page, 0, 1) * 255).astype(np.uint8))
 
-# %% ../nbs/04_prediction.ipynb #7277a21a
+# %% ../nbs/04_prediction.ipynb #be042bfd
 @dataclass
 class Prediction:
     "What the model reads in one image."
@@ -262,7 +262,7 @@ def predict(
         results.extend(preds)
     return results if many or len(results) > 1 else results[0]
 
-# %% ../nbs/04_prediction.ipynb #17db7161
+# %% ../nbs/04_prediction.ipynb #cdb35192
 def main(argv: list | None = None) -> int:
     "The `mnist-predict` command."
     parser = argparse.ArgumentParser(prog="mnist-predict", description="Read the handwritten digit in each image file.")

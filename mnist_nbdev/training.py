@@ -7,7 +7,7 @@ __all__ = ['RECIPES', 'SCHEDULES', 'PRETRAINED_DIR', 'TrainConfig', 'resolve_dev
            'atomic_write', 'save_model', 'read_model_info', 'load_model', 'save_checkpoint', 'load_checkpoint',
            'init_distributed', 'TrainResult', 'train', 'plot_history', 'launch', 'main']
 
-# %% ../nbs/02_training.ipynb #75a77f66
+# %% ../nbs/02_training.ipynb #5e6ba4d4
 import argparse
 import dataclasses
 import hashlib
@@ -39,7 +39,7 @@ from .data import load_mnist
 from .data import pixel_stats
 from .model import build_model
 
-# %% ../nbs/02_training.ipynb #d9bba5ac
+# %% ../nbs/02_training.ipynb #cbb3e0b1
 RECIPES = {
     "tutorial": dict(epochs=10, bs=10, lr=1e-3, schedule="constant", seed=41),
     "fast": dict(epochs=5, bs=128, lr=5e-3, schedule="onecycle", seed=0),
@@ -82,7 +82,7 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {config.schedule!r}; known: {', '.join(SCHEDULES)}")
         return config
 
-# %% ../nbs/02_training.ipynb #47a172d3
+# %% ../nbs/02_training.ipynb #b9b71905
 def resolve_device(
     device: str = "auto",  # "auto", "cpu", "cuda", "cuda:N"
 ) -> torch.device:
@@ -99,16 +99,20 @@ def resolve_device(
 
 
 @contextmanager
-def _kernel_choice(device: torch.device, bs: int):
-    "Within this context, convolutions use the fastest kernels for this device and batch size."
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = previous and not (device.type == "cpu" and bs < 64)
+def _kernel_choice(device: torch.device, bs: int, threads: int | None):
+    "Within this context, the fastest kernels and thread count for this device and batch size."
+    small = device.type == "cpu" and bs < 64
+    previous = torch.backends.mkldnn.enabled, torch.get_num_threads()
+    torch.backends.mkldnn.enabled = previous[0] and not small
+    if small and threads is None:
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = previous
+        torch.backends.mkldnn.enabled = previous[0]
+        torch.set_num_threads(previous[1])
 
-# %% ../nbs/02_training.ipynb #435f3482
+# %% ../nbs/02_training.ipynb #ca2dcee9
 @torch.inference_mode()
 def loss_and_accuracy(
     model: nn.Module,
@@ -130,7 +134,7 @@ def loss_and_accuracy(
     loss, correct, n = sums.tolist()
     return loss / n, correct / n, int(n)
 
-# %% ../nbs/02_training.ipynb #d0ca1bc5
+# %% ../nbs/02_training.ipynb #d1b6e4a7
 class ModelFileError(Exception):
     "A model folder or file that is missing, corrupt or inconsistent."
 
@@ -184,7 +188,7 @@ def save_model(
     atomic_write(out_dir / "model.json", _json_bytes(info))
     return out_dir
 
-# %% ../nbs/02_training.ipynb #74365a2a
+# %% ../nbs/02_training.ipynb #2590b8eb
 PRETRAINED_DIR = Path(mnist_nbdev.__file__).parent / "pretrained"  # the model that ships with the package
 
 
@@ -233,7 +237,7 @@ def load_model(
     model.info = info
     return model.to(device).eval()
 
-# %% ../nbs/02_training.ipynb #dbe03baf
+# %% ../nbs/02_training.ipynb #a9311826
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     "Split an optimiser's state dict into named tensors and the JSON-able rest."
     state = optimizer.state_dict()
@@ -287,7 +291,7 @@ def load_checkpoint(out_dir: Path) -> tuple[dict, dict] | None:
         raise ModelFileError(f"{blob_path}: does not match {meta_path.name} (corrupt, or from another run)")
     return load_safetensors(blob), meta
 
-# %% ../nbs/02_training.ipynb #84e86094
+# %% ../nbs/02_training.ipynb #eff59ddf
 def _in_notebook() -> bool:
     "Whether we run in a Jupyter kernel (and not under nbdev_test)."
     return "ipykernel" in sys.modules and not os.environ.get("IN_TEST")
@@ -344,7 +348,7 @@ def _epoch_line(h: dict, epochs: int) -> str:
         f"  |  test loss {h['test_loss']:.4f}  acc {h['test_accuracy']:.2%}  |  {h['seconds']:.1f} s"
     )
 
-# %% ../nbs/02_training.ipynb #6dd2f153
+# %% ../nbs/02_training.ipynb #9755a874
 def _gloo_interface() -> None:
     "Use the loopback interface for gloo when this host's name does not resolve (containers, laptops offline)."
     if "GLOO_SOCKET_IFNAME" in os.environ:
@@ -382,7 +386,7 @@ def _weights_digest(model: nn.Module) -> str:
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
-# %% ../nbs/02_training.ipynb #067f8ad8
+# %% ../nbs/02_training.ipynb #79f444d7
 @dataclass
 class TrainResult:
     "What `train` returns."
@@ -464,15 +468,15 @@ def train(
         for stale in out_dir.glob(".*.tmp"):  # from a run killed while writing; the real files are intact
             stale.unlink()
     started = time.perf_counter() - sum(h["seconds"] for h in history)
-    with _kernel_choice(device, config.bs):
-        for epoch in range(start_epoch, config.epochs):
-            t0 = time.perf_counter()
-            train_batches.set_epoch(epoch)
-            model.train()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            seen = 0
-            bar = _progress_bar(progress, len(train_batches), f"epoch {epoch + 1}/{config.epochs}")
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        train_batches.set_epoch(epoch)
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        bar = _progress_bar(progress, len(train_batches), f"epoch {epoch + 1}/{config.epochs}")
+        with _kernel_choice(device, train_batches.bs, config.threads):
             for step, (xb, yb) in enumerate(train_batches, 1):
                 logits = step_model(xb)
                 loss = F.cross_entropy(logits, yb)
@@ -486,27 +490,27 @@ def train(
                 seen += len(yb)
                 if bar is not None and (step % 50 == 0 or step == len(train_batches)):
                     bar.update(step, f"loss {loss_sum.item() / seen:.4f}  acc {correct.item() / seen:.2%}")
-            if isinstance(bar, _TerminalBar):
-                bar.close()
-            train_sums = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
-            if world_size > 1:
-                dist.all_reduce(train_sums)
-            test_loss, test_accuracy, _ = loss_and_accuracy(model, test_batches)
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": (train_sums[0] / train_sums[2]).item(),
-                    "train_accuracy": (train_sums[1] / train_sums[2]).item(),
-                    "test_loss": test_loss,
-                    "test_accuracy": test_accuracy,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-            if is_main:
-                print(_epoch_line(history[-1], config.epochs), flush=True)
-                if out_dir is not None:
-                    save_checkpoint(out_dir, model, optimizer, scheduler, epoch + 1, history, config)
-            _barrier()
+        if isinstance(bar, _TerminalBar):
+            bar.close()
+        train_sums = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        if world_size > 1:
+            dist.all_reduce(train_sums)
+        test_loss, test_accuracy, _ = loss_and_accuracy(model, test_batches)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": (train_sums[0] / train_sums[2]).item(),
+                "train_accuracy": (train_sums[1] / train_sums[2]).item(),
+                "test_loss": test_loss,
+                "test_accuracy": test_accuracy,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        if is_main:
+            print(_epoch_line(history[-1], config.epochs), flush=True)
+            if out_dir is not None:
+                save_checkpoint(out_dir, model, optimizer, scheduler, epoch + 1, history, config)
+        _barrier()
 
     info = {
         "arch": "tutorial_cnn",
@@ -534,7 +538,7 @@ def train(
     _barrier()  # nobody reads the saved model before rank 0 has written it
     return TrainResult(model.eval(), history, config, info, out_dir)
 
-# %% ../nbs/02_training.ipynb #73e51e49
+# %% ../nbs/02_training.ipynb #516e3dce
 def plot_history(
     history: list,  # as `train` returns it
     title: str = "",
@@ -558,7 +562,7 @@ def plot_history(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_training.ipynb #063317b5
+# %% ../nbs/02_training.ipynb #ac5c0b69
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mnist-train", description="Train the tutorial's CNN on MNIST and save it.")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="named defaults (default: fast)")
@@ -633,6 +637,6 @@ def _without_nproc(argv: list) -> list:
             out.append(a)
     return out
 
-# %% ../nbs/02_training.ipynb #4afb831a
+# %% ../nbs/02_training.ipynb #db3a6596
 if __name__ == "__main__" and "IPython" not in sys.modules:  # `python -m mnist_nbdev.training`, also under torchrun
     sys.exit(main())

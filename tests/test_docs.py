@@ -1,0 +1,105 @@
+"""The docs site in a real browser: every page loads without console errors, images and links work,
+module pages carry their API reference. Needs `make docs` (the site in _docs/) and Debian's chromium and
+chromium-driver (`make browser`); `make test` does both."""
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urljoin
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_docs"
+SHOTS = SITE / "screenshots"
+PAGES = ["index.html", "data.html", "model.html", "training.html", "evaluation.html", "prediction.html"]
+API = {  # a module page and the functions its API reference must show, each with its docments
+    "data.html": ["load_mnist", "read_idx", "find_files"],
+    "model.html": ["build_model", "conv_output_size"],
+    "training.html": ["train", "load_model", "save_model"],
+    "evaluation.html": ["evaluate", "plot_confusion"],
+    "prediction.html": ["predict", "mnist_image"],
+}
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (SITE / "index.html").exists():
+        pytest.fail(f"no site in {SITE}: run `make docs` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # browsers open several connections
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev requirement: pip install -e .[dev]")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("Debian's chromium and chromium-driver are needed: `make browser` installs them")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run", "--window-size=1280,1600",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=driver)
+    browser = webdriver.Chrome(options=options, service=service)
+    browser.set_page_load_timeout(60)
+    yield browser
+    browser.quit()
+
+
+def test_every_page_in_the_sidebar_in_notebook_order(browser, server):
+    browser.get(server + "index.html")
+    links = browser.execute_script(
+        "return [...document.querySelectorAll('#quarto-sidebar a[href], nav.sidebar a[href], .sidebar a[href]')].map(a => a.href)"
+    )
+    names = [Path(urlsplit(h).path).name for h in links]
+    order = [n for n in dict.fromkeys(names) if n in PAGES]
+    assert order == PAGES, names
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_cleanly(browser, server, page):
+    browser.get(server + page)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    images = browser.execute_script("return [...document.images].map(i => [i.src.slice(0, 80), i.complete, i.naturalWidth])")
+    broken = [src for src, complete, width in images if not (complete and width > 0)]
+    assert not broken, broken
+    if page != "index.html":
+        assert any(width > 0 for _, _, width in images) or page == "model.html", f"{page} shows no plot"
+    text = browser.find_element("tag name", "body").text
+    assert len(text) > 500
+    for name in API.get(page, []):
+        # nbdev's reference entry: a heading anchored at the name, then the signature, each parameter with
+        # its type, default and docment (the comment beside it), then the docstring
+        entry = browser.execute_script(
+            "const h = document.getElementById(arguments[0]);"
+            "if (!h) return null;"
+            "const sig = h.nextElementSibling;"
+            "return [h.textContent.trim(), sig ? sig.textContent : ''];",
+            name.lower(),
+        )
+        assert entry is not None, f"{page}: no API entry for {name}"
+        heading, signature = entry
+        assert heading == name and name in signature, f"{page}: entry for {name} lacks its signature"
+        if "(" in signature and ")\n" not in signature.split("(", 1)[1][:2]:
+            assert "#" in signature, f"{page}: the parameters of {name} lack their docments"
+    hrefs = browser.execute_script("return [...document.querySelectorAll('main a[href], #quarto-content a[href]')].map(a => a.getAttribute('href'))")
+    for href in hrefs:
+        target = urlsplit(urljoin(server + page, href))
+        if target.netloc != urlsplit(server).netloc or not target.path.endswith(".html"):
+            continue
+        assert (SITE / target.path.lstrip("/")).exists(), f"{page}: broken link {href}"
+    SHOTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(SHOTS / page.replace(".html", ".png")))
