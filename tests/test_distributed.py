@@ -120,3 +120,39 @@ def test_lost_peer_ends_the_run(tmp_path, how):
     assert took < timeout + 45, f"the run took {took:.0f} s to end"
     if how == "stop":
         assert "lost contact with its peers" in stderr
+
+
+def test_sigkill_then_resume_under_torchrun(tmp_path):
+    "The whole job killed mid-epoch, then resumed with --resume: it ends as the uninterrupted run did."
+    args = ["--recipe", "tutorial", "--epochs", "2", "--train-subset", "4000", "--test-subset", "1000"]
+    straight = torchrun(*args, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--max-restarts=0",
+               "-m", "mnist_nbdev.training", *args, "--out", str(killed)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not (killed / "checkpoint.json").exists():
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint before the run ended"
+            time.sleep(0.05)
+        time.sleep(0.5)  # into epoch 2
+        assert proc.poll() is None
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers at once
+        proc.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert json.loads((killed / "checkpoint.json").read_text())["epoch"] == 1
+    assert not (killed / "model.json").exists()
+
+    resumed = torchrun(*args, "--out", str(killed), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "epoch 1/2" not in resumed.stdout and resumed.stdout.count("epoch 2/2") == 1
+    a = json.loads((tmp_path / "straight" / "model.json").read_text())
+    b = json.loads((killed / "model.json").read_text())
+    assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.001
+    assert b["rank_weights_sha256"][0] == b["rank_weights_sha256"][1]

@@ -100,6 +100,9 @@ def test_page_renders_cleanly(browser, server, page):
         target = urlsplit(urljoin(server + page, href))
         if target.netloc != urlsplit(server).netloc or not target.path.endswith(".html"):
             continue
-        assert (SITE / target.path.lstrip("/")).exists(), f"{page}: broken link {href}"
+        linked = SITE / target.path.lstrip("/")
+        assert linked.exists(), f"{page}: broken link {href}"
+        if target.fragment:  # nbdev's links from names go to the name's reference entry
+            assert f'id="{target.fragment}"' in linked.read_text(), f"{page}: link {href} has no target"
     SHOTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(SHOTS / page.replace(".html", ".png")))
