@@ -77,6 +77,13 @@ def test_batch_that_does_not_split_is_refused(tmp_path):
     assert "does not split evenly over 2 processes" in result.stderr
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
 def _children(pid: int) -> list:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]
@@ -131,7 +138,7 @@ def test_sigkill_then_resume_under_torchrun(tmp_path):
     killed = tmp_path / "killed"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--max-restarts=0",
                "-m", "mnist_nbdev.training", *args, "--out", str(killed)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     try:
         deadline = time.time() + 240
         while not (killed / "checkpoint.json").exists():
@@ -139,13 +146,16 @@ def test_sigkill_then_resume_under_torchrun(tmp_path):
             time.sleep(0.05)
         time.sleep(0.5)  # into epoch 2
         assert proc.poll() is None
-        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers at once
+        workers = _children(proc.pid)  # torchrun starts each worker in a session of its own
+        assert len(workers) == 2
+        for pid in [*workers, proc.pid]:  # the launcher and both workers at once, as in a crash
+            os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        for pid in workers:  # gone, so that nothing of the killed run writes any more
+            while _alive(pid):
+                time.sleep(0.05)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        proc.kill()
     assert json.loads((killed / "checkpoint.json").read_text())["epoch"] == 1
     assert not (killed / "model.json").exists()
 
