@@ -43,12 +43,14 @@ def tutorial_epoch_seconds(data) -> float:
     model = TutorialModel()
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    trn_corr = 0
     t0 = time.perf_counter()
     for b, (X_train, y_train) in enumerate(train_loader):
         y_pred = model(X_train)
         loss = criterion(y_pred, y_train)
         predicted = torch.max(y_pred.data, 1)[1]
         batch_corr = (predicted == y_train).sum()
+        trn_corr += batch_corr
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -6,11 +6,10 @@
 __all__ = ['normalization', 'predict_split', 'evaluate', 'format_report', 'plot_confusion', 'plot_per_class_accuracy',
            'confident_mistakes', 'plot_mistakes', 'main']
 
-# %% ../nbs/03_evaluation.ipynb #566cd6d4
+# %% ../nbs/03_evaluation.ipynb #88fb9d69
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from .data import show_digits
 from .training import ModelFileError
 from .training import load_model
 
-# %% ../nbs/03_evaluation.ipynb #9d0aa376
+# %% ../nbs/03_evaluation.ipynb #084472be
 def normalization(model: nn.Module) -> tuple[float, float]:
     "The (mean, std) a model was trained with; MNIST's for a model without a record."
     norm = getattr(model, "info", {}).get("normalization", {})
@@ -49,7 +48,7 @@ def predict_split(
     batches = Batches(split, bs, mean=mean, std=std, device=device)
     return torch.cat([model(xb).softmax(1).cpu() for xb, _ in batches])
 
-# %% ../nbs/03_evaluation.ipynb #5bb55cf8
+# %% ../nbs/03_evaluation.ipynb #4641692c
 def evaluate(
     model: nn.Module,
     split: Split | None = None,  # what to evaluate on; None is the test split of `load_mnist(data_dir)`
@@ -77,7 +76,7 @@ def evaluate(
         "confusion_matrix": confusion_matrix(labels, preds, labels=classes).tolist(),
     }
 
-# %% ../nbs/03_evaluation.ipynb #66f15886
+# %% ../nbs/03_evaluation.ipynb #eb784297
 def format_report(report: dict) -> str:
     "The report as a text table."
     lines = [f"accuracy {report['accuracy']:.2%}   loss {report['loss']:.4f}   images {report['n_images']:,}", ""]
@@ -90,7 +89,7 @@ def format_report(report: dict) -> str:
     lines += [f"{i:>6}" + "".join(f"{v:6d}" for v in row) for i, row in enumerate(cm)]
     return "\n".join(lines)
 
-# %% ../nbs/03_evaluation.ipynb #ad11cc27
+# %% ../nbs/03_evaluation.ipynb #91751d89
 def plot_confusion(
     report: dict,  # as `evaluate` returns it
 ):
@@ -110,7 +109,7 @@ def plot_confusion(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_evaluation.ipynb #61ca5842
+# %% ../nbs/03_evaluation.ipynb #600bf36f
 def plot_per_class_accuracy(report: dict):
     "Bar chart of each class's accuracy; returns the figure."
     import matplotlib.pyplot as plt
@@ -125,7 +124,7 @@ def plot_per_class_accuracy(report: dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_evaluation.ipynb #0f7ffd12
+# %% ../nbs/03_evaluation.ipynb #31e59af7
 def confident_mistakes(
     probs: torch.Tensor,  # (N, C) probabilities
     labels: torch.Tensor,  # (N,) true labels
@@ -148,7 +147,7 @@ def plot_mistakes(
     titles = [f"{int(split.labels[i])} → {int(preds[i])} ({conf[i]:.0%})" for i in idx]
     return show_digits(split.images[idx], titles, ncols=10, size=1.3)
 
-# %% ../nbs/03_evaluation.ipynb #5ac009cf
+# %% ../nbs/03_evaluation.ipynb #9fe389fb
 def main(argv: list | None = None) -> int:
     "The `mnist-evaluate` command."
     parser = argparse.ArgumentParser(prog="mnist-evaluate", description="Evaluate a trained model on the MNIST test set.")

@@ -6,9 +6,8 @@
 __all__ = ['MIN_CONTRAST', 'ImageError', 'to_gray', 'is_mnist_like', 'ink_image', 'fit_and_center', 'mnist_image', 'as_photo',
            'Prediction', 'open_image', 'predict_images', 'predict', 'main']
 
-# %% ../nbs/04_prediction.ipynb #5d617f6b
+# %% ../nbs/04_prediction.ipynb #c4851540
 import argparse
-import io
 import json
 import os
 import sys
@@ -20,17 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from PIL import ImageOps
 from PIL import UnidentifiedImageError
 from scipy import ndimage
 from torch import nn
 
-from .data import load_mnist
 from .evaluation import normalization
 from .training import ModelFileError
 from .training import load_model
 
-# %% ../nbs/04_prediction.ipynb #bb6aa1ee
+# %% ../nbs/04_prediction.ipynb #de70d079
 class ImageError(ValueError):
     "A file or object that cannot be read as an image."
 
@@ -63,7 +60,7 @@ def _otsu(values: np.ndarray) -> float:
     between = w0 * w1 * (mu0 - mu1) ** 2
     return float(centers[np.argmax(between)])
 
-# %% ../nbs/04_prediction.ipynb #fb7d643f
+# %% ../nbs/04_prediction.ipynb #a6891b3d
 MIN_CONTRAST = 0.2  # ink must differ from the paper by this much (of the full 0-1 range) to count
 
 
@@ -133,7 +130,7 @@ def mnist_image(
     ink = ink_image(gray)
     return None if ink is None else fit_and_center(ink)
 
-# %% ../nbs/04_prediction.ipynb #01f860d1
+# %% ../nbs/04_prediction.ipynb #40842e3e
 def as_photo(
     digit: np.ndarray,  # a 28x28 uint8 MNIST image
     seed: int = 0,  # chooses size, position, paper and noise
@@ -154,7 +151,7 @@ def as_photo(
     page = page + shade + rng.normal(0, 0.03, page.shape)
     return Image.fromarray((np.clip(page, 0, 1) * 255).astype(np.uint8))
 
-# %% ../nbs/04_prediction.ipynb #be042bfd
+# %% ../nbs/04_prediction.ipynb #82a40e74
 @dataclass
 class Prediction:
     "What the model reads in one image."
@@ -262,7 +259,7 @@ def predict(
         results.extend(preds)
     return results if many or len(results) > 1 else results[0]
 
-# %% ../nbs/04_prediction.ipynb #cdb35192
+# %% ../nbs/04_prediction.ipynb #b03fad39
 def main(argv: list | None = None) -> int:
     "The `mnist-predict` command."
     parser = argparse.ArgumentParser(prog="mnist-predict", description="Read the handwritten digit in each image file.")
