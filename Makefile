@@ -7,7 +7,7 @@ ifneq ($(wildcard ../shared/data/MNIST/raw),)
 export MNIST_NBDEV_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install train test nbtest pytest sync readme bench docs browser pretrained clean
+.PHONY: install train test nbtest pytest sync notebooks readme bench docs browser pretrained clean
 
 install:  ## the package in editable mode, with the tools to develop and test it
 	$(PIP) install -q -e ".[dev]"
@@ -27,6 +27,10 @@ sync:  ## export the notebooks to the library, clean them, write README.md
 	nbdev_export
 	nbdev_clean
 	$(PYTHON) tools/make_readme.py
+
+notebooks: install  ## re-run every notebook in place, so the docs show a real run (about 8 min), then sync
+	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb 00_data.ipynb 01_model.ipynb 02_training.ipynb 03_evaluation.ipynb 04_prediction.ipynb
+	$(MAKE) sync
 
 bench: install  ## speed and accuracy against the tutorial's loop; writes benchmarks/results.md
 	$(PYTHON) benchmarks/bench.py

@@ -381,6 +381,8 @@ def pixel_stats(
 class Batches:
     "Shuffled, normalised mini-batches of a `Split`, served from memory."
 
+    chunk_images = 8192  # images converted to float at a time (25 MB for MNIST); batches are slices of them
+
     def __init__(
         self,
         split: Split,  # images and labels
@@ -433,9 +435,13 @@ class Batches:
 
     def __iter__(self):
         order = self.indices().to(self.labels.device)
-        for i in range(len(self)):
-            idx = order[i * self.bs : (i + 1) * self.bs]
-            yield self.normalize(self.images[idx]), self.labels[idx]
+        n = min(len(order), len(self) * self.bs)  # drop_last leaves out a short tail
+        step = max(1, self.chunk_images // self.bs) * self.bs  # whole batches per chunk
+        for start in range(0, n, step):
+            idx = order[start : min(start + step, n)]
+            images, labels = self.normalize(self.images[idx]), self.labels[idx]
+            for i in range(0, len(idx), self.bs):
+                yield images[i : i + self.bs], labels[i : i + self.bs]
 
 # %% ../nbs/00_data.ipynb #2f47c528
 class TutorialMNIST(datasets.MNIST):

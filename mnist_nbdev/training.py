@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'PRETRAINED_DIR', 'TrainConfig', 'resolve_device', 'loss_and_accuracy', 'ModelFileError',
            'atomic_write', 'save_model', 'read_model_info', 'load_model', 'save_checkpoint', 'load_checkpoint',
-           'init_distributed', 'TrainResult', 'train', 'plot_history', 'launch', 'main']
+           'init_distributed', 'LeanAdam', 'TrainResult', 'train', 'plot_history', 'launch', 'main']
 
 # %% ../nbs/02_training.ipynb #5e6ba4d4
 import argparse
@@ -386,6 +386,54 @@ def _weights_digest(model: nn.Module) -> str:
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/02_training.ipynb #0e0b9c84
+class LeanAdam(torch.optim.Adam):
+    "`torch.optim.Adam(fused=True)` whose step calls the fused kernel on lists gathered once."
+
+    def __init__(
+        self,
+        params,  # the model's parameters
+        lr: float = 1e-3,  # learning rate (a schedule may change it between steps)
+        **kwargs,  # Adam's other options: betas, eps, weight_decay, ...
+    ):
+        super().__init__(params, lr=lr, fused=True, **kwargs)
+        self._slots = None  # (params, exp_avgs, exp_avg_sqs, steps) once the state exists
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._slots = None  # the state's tensors were replaced
+
+    def _gather(self) -> tuple | None:
+        "The lists the fused kernel takes, if this optimiser's set-up allows the short path."
+        if len(self.param_groups) != 1:
+            return None
+        group = self.param_groups[0]
+        params = group["params"]
+        if group["amsgrad"] or group["decoupled_weight_decay"] or group["differentiable"] or torch.is_tensor(group["lr"]):
+            return None
+        if len({(p.device, p.dtype) for p in params}) != 1 or any(p not in self.state for p in params):
+            return None
+        states = [self.state[p] for p in params]
+        return params, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states]
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        "One Adam update of every parameter, by the fused kernel."
+        grads = [p.grad for p in self.param_groups[0]["params"]] if len(self.param_groups) == 1 else []
+        if self._slots is None or closure is not None or not grads or any(g is None or g.is_sparse for g in grads):
+            loss = super().step(closure)
+            self._slots = self._gather()
+            return loss
+        params, exp_avgs, exp_avg_sqs, steps = self._slots
+        group = self.param_groups[0]
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
+            weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+        )
+        return None
+
 # %% ../nbs/02_training.ipynb #79f444d7
 @dataclass
 class TrainResult:
@@ -400,6 +448,28 @@ class TrainResult:
     @property
     def test_accuracy(self) -> float:
         return self.history[-1]["test_accuracy"]
+
+
+class _Tally:
+    "An epoch's training loss and accuracy: an argmax per step, the sums only when asked (for the bar, at the end)."
+
+    def __init__(self, device: torch.device):
+        self.pending = []  # (mean loss, predictions, targets) of the steps not yet summed
+        self.totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss x images, correct, images
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.pending.append((loss.detach(), logits.detach().argmax(1), targets))
+
+    def sums(self) -> torch.Tensor:
+        "Loss x images, correct predictions and images, over the epoch so far."
+        if self.pending:
+            losses, predictions, targets = zip(*self.pending)
+            sizes = torch.tensor([len(t) for t in targets], dtype=torch.float64, device=self.totals.device)
+            self.totals += torch.stack([
+                torch.stack(losses).double() @ sizes, (torch.cat(predictions) == torch.cat(targets)).sum().double(), sizes.sum()
+            ])
+            self.pending = []
+        return self.totals
 
 
 def _make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -447,8 +517,7 @@ def train(
     model_args = {"image_size": data.image_size[0], "n_classes": data.n_classes}
     model = build_model("tutorial_cnn", **model_args).to(device)
     step_model = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model  # averages gradients
-    # The fused kernel does Adam's whole update in one pass: same algorithm, much less per-step overhead.
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    optimizer = LeanAdam(model.parameters(), lr=config.lr)  # torch's fused Adam, less Python per step
     scheduler = _make_scheduler(optimizer, config, len(train_batches))
     history, start_epoch = [], 0
 
@@ -472,9 +541,7 @@ def train(
         t0 = time.perf_counter()
         train_batches.set_epoch(epoch)
         model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
+        tally = _Tally(device)
         bar = _progress_bar(progress, len(train_batches), f"epoch {epoch + 1}/{config.epochs}")
         with _kernel_choice(device, train_batches.bs, config.threads):
             for step, (xb, yb) in enumerate(train_batches, 1):
@@ -485,14 +552,13 @@ def train(
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                loss_sum += loss.detach().double() * len(yb)
-                correct += (logits.argmax(1) == yb).sum()
-                seen += len(yb)
+                tally.add(loss, logits, yb)
                 if bar is not None and (step % 50 == 0 or step == len(train_batches)):
-                    bar.update(step, f"loss {loss_sum.item() / seen:.4f}  acc {correct.item() / seen:.2%}")
+                    loss_sum, correct, seen = tally.sums().tolist()
+                    bar.update(step, f"loss {loss_sum / seen:.4f}  acc {correct / seen:.2%}")
         if isinstance(bar, _TerminalBar):
             bar.close()
-        train_sums = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        train_sums = tally.sums()
         if world_size > 1:
             dist.all_reduce(train_sums)
         test_loss, test_accuracy, _ = loss_and_accuracy(model, test_batches)
