@@ -22,7 +22,7 @@ def max_pool2x2(
     x: torch.Tensor,  # (..., H, W) feature maps
 ) -> torch.Tensor:
     "2x2 max-pooling with stride 2, as `F.max_pool2d(x, 2)`; without gradients, the same values computed faster."
-    if x.requires_grad or x.device.type != "cpu":
+    if x.requires_grad or x.device.type != "cpu" or min(x.shape[-2:]) < 2:  # (torch's error for maps too small)
         return F.max_pool2d(x, 2)
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd last row or column is dropped, as max_pool2d does
     top = torch.maximum(x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2])

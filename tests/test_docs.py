@@ -17,8 +17,8 @@ SHOTS = SITE / "screenshots"
 PAGES = ["index.html", "data.html", "model.html", "training.html", "evaluation.html", "prediction.html"]
 API = {  # a module page and the functions its API reference must show, each with its docments
     "data.html": ["load_mnist", "read_idx", "find_files"],
-    "model.html": ["build_model", "conv_output_size"],
-    "training.html": ["train", "load_model", "save_model"],
+    "model.html": ["build_model", "conv_output_size", "max_pool2x2"],
+    "training.html": ["train", "load_model", "save_model", "LeanAdam"],
     "evaluation.html": ["evaluate", "plot_confusion"],
     "prediction.html": ["predict", "mnist_image"],
 }
