@@ -10,10 +10,10 @@ from PIL import ImageDraw
 from PIL import ImageFilter
 
 from mnist_nbdev.data import load_mnist
-from mnist_nbdev.evaluation import normalization
+from mnist_nbdev.model import load_model
+from mnist_nbdev.prediction import ImageError
 from mnist_nbdev.prediction import as_photo
 from mnist_nbdev.prediction import predict
-from mnist_nbdev.training import load_model
 
 N = 200  # test images turned into person-like files
 
@@ -75,9 +75,8 @@ def test_naive_resizing_would_fail(model, person_files):
     "The point of the preprocessing: without it the same files read at near chance."
     paths, labels = person_files
     naive = np.stack([np.asarray(Image.open(p).convert("L").resize((28, 28)), dtype=np.float32) / 255 for p in paths])
-    mean, std = normalization(model)
-    with torch.inference_mode():
-        preds = model(torch.from_numpy((naive - mean) / std).unsqueeze(1)).argmax(1).numpy()
+    with torch.inference_mode():  # the model normalises its [0, 1] pixels itself
+        preds = model(torch.from_numpy(naive).unsqueeze(1)).argmax(1).numpy()
     assert np.mean(preds == labels) < 0.3
 
 
@@ -91,6 +90,26 @@ def test_drawn_digit_with_pil(model, tmp_path):
     ImageDraw.Draw(img).line([(150, 60), (150, 340)], fill=0, width=24)  # a 1
     img.save(tmp_path / "one.jpg")
     assert [r.label for r in predict([tmp_path / "seven.png", tmp_path / "one.jpg"], model)] == [7, 1]
+
+
+def test_damaged_and_oversized_files_raise_image_error_naming_them(model, tmp_path, monkeypatch):
+    "Python callers get ImageError naming the file; in a list the error is reported and reading goes on."
+    image = tmp_path / "page.png"
+    Image.new("L", (100, 100), 255).save(image)
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(image.read_bytes()[:60])
+    with pytest.raises(ImageError, match="cut.png: unreadable image"):
+        predict(truncated, model)
+    assert predict(image, model).label is None  # a blank page, read fine
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6_000)  # 10,000 pixels: Pillow warns of a bomb
+    with pytest.raises(ImageError, match="page.png: unreadable image"):
+        predict(image, model)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4_000)  # over twice the limit: Pillow refuses
+    with pytest.raises(ImageError, match="page.png: unreadable image"):
+        predict(image, model)
+    results = predict([truncated, image, str(image)], model)
+    assert [r.path for r in results] == [str(truncated), str(image), str(image)]
+    assert all("unreadable image" in r.error for r in results)
 
 
 def run(*args):
