@@ -7,7 +7,7 @@ __all__ = ['MYCNN', 'ARCHITECTURES', 'PRETRAINED_DIR', 'NEEDED', 'conv_output_si
            'build_model', 'ModelFileError', 'atomic_write', 'write_pair', 'read_record', 'read_pair', 'save_model',
            'read_model_info', 'load_model']
 
-# %% ../nbs/01_model.ipynb #e265fbbf
+# %% ../nbs/01_model.ipynb #297fb95f
 import hashlib
 import json
 import os
@@ -25,14 +25,14 @@ from .data import MNIST_MEAN
 from .data import MNIST_STD
 from .data import normalize
 
-# %% ../nbs/01_model.ipynb #088f55d8
+# %% ../nbs/01_model.ipynb #7751ca73
 def conv_output_size(
     size: int,  # height or width of the input image
 ) -> int:
     "Side of the feature maps after conv 3x3, pool 2, conv 3x3, pool 2."
     return ((size - 2) // 2 - 2) // 2
 
-# %% ../nbs/01_model.ipynb #d705d7d4
+# %% ../nbs/01_model.ipynb #275fc7ab
 def max_pool2x2(
     x: torch.Tensor,  # (..., H, W) feature maps
 ) -> torch.Tensor:
@@ -44,7 +44,7 @@ def max_pool2x2(
     bottom = torch.maximum(x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2])
     return torch.maximum(top, bottom)
 
-# %% ../nbs/01_model.ipynb #9cda90ff
+# %% ../nbs/01_model.ipynb #4b9ea65f
 class TutorialCNN(nn.Module):
     "The tutorial's CNN: conv(1->6) pool conv(6->16) pool, 400 -> 120 -> 84 -> 10."
 
@@ -79,7 +79,7 @@ class TutorialCNN(nn.Module):
 
 MYCNN = TutorialCNN  # the tutorial's name for it
 
-# %% ../nbs/01_model.ipynb #8c7044cb
+# %% ../nbs/01_model.ipynb #c398cad1
 class Classifier(nn.Module):
     "A network and the normalisation it was trained with; takes pixels in [0, 1]."
 
@@ -97,7 +97,7 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(normalize(x, self.mean, self.std))  # (B, n_classes) logits
 
-# %% ../nbs/01_model.ipynb #958ded9c
+# %% ../nbs/01_model.ipynb #c28455df
 ARCHITECTURES = {"tutorial_cnn": TutorialCNN}
 
 
@@ -114,7 +114,7 @@ def build_model(
     net = ARCHITECTURES[arch](**kwargs)
     return Classifier(net, mean, std, info={"arch": arch, "model_args": kwargs})
 
-# %% ../nbs/01_model.ipynb #2e4a42cc
+# %% ../nbs/01_model.ipynb #f4e319f7
 class ModelFileError(Exception):
     "A model or checkpoint folder or file that is missing, corrupt or inconsistent."
 
@@ -146,7 +146,7 @@ def atomic_write(
         finally:
             os.close(dir_fd)
 
-# %% ../nbs/01_model.ipynb #fefb12fe
+# %% ../nbs/01_model.ipynb #f0b07d0a
 def write_pair(
     folder: str | os.PathLike,
     stem: str,  # the pair is stem.safetensors and stem.json
@@ -178,7 +178,7 @@ def read_record(folder: str | os.PathLike, stem: str) -> dict:
         raise ModelFileError(f"{path}: expected a JSON object, got {kind}")
     return record
 
-# %% ../nbs/01_model.ipynb #8471b9c9
+# %% ../nbs/01_model.ipynb #4aba4a8c
 def read_pair(folder: str | os.PathLike, stem: str) -> tuple[dict, dict]:
     "The tensors and record of a pair, checked against each other."
     record = read_record(folder, stem)
@@ -197,7 +197,7 @@ def read_pair(folder: str | os.PathLike, stem: str) -> tuple[dict, dict]:
     except Exception as e:  # safetensors raises its own error types
         raise ModelFileError(f"{path}: not a safetensors file ({e})") from None
 
-# %% ../nbs/01_model.ipynb #8caf12be
+# %% ../nbs/01_model.ipynb #ca15ce3b
 PRETRAINED_DIR = (
     Path(mnist_nbdev.__file__).parent / "pretrained"
 )  # ships in the package
@@ -217,7 +217,7 @@ def save_model(
     write_pair(folder, "model", model.net.state_dict(), record)
     return Path(folder)
 
-# %% ../nbs/01_model.ipynb #489e11a8
+# %% ../nbs/01_model.ipynb #5e64014f
 def read_model_info(
     path: str | os.PathLike | None = None,  # a model folder; None: the packaged model
 ) -> dict:
