@@ -29,7 +29,7 @@ sync:  ## export the notebooks to the library, clean them, write README.md
 	$(PYTHON) tools/make_readme.py
 
 notebooks: install  ## re-run every notebook in place, so the docs show a real run (about 8 min), then sync
-	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb 00_data.ipynb 01_model.ipynb 02_training.ipynb 03_evaluation.ipynb 04_prediction.ipynb 05_cli.ipynb
+	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb 00_data.ipynb 01_model.ipynb 02_training.ipynb 03_evaluation.ipynb 04_prediction.ipynb 06_cli.ipynb
 	$(MAKE) sync
 
 bench: install  ## speed and accuracy against the tutorial's loop; writes benchmarks/results.md

@@ -22,7 +22,9 @@ py_versions = "3.10 3.11 3.12 3.13".split()
 lic = licenses.get(cfg["license"].lower(), (cfg["license"], None))
 min_python = cfg["min_python"]
 requirements = cfg.get("requirements", "").split()
-dev_requirements = cfg.get("dev_requirements", "").split()
+# Optional extras: `pip install "mnist_nbdev[serve]"`; `[dev]` holds them all.
+extras = {name: cfg.get(f"{name}_requirements", "").split() for name in ("serve", "export")}
+dev_requirements = cfg.get("dev_requirements", "").split() + sum(extras.values(), [])
 console_scripts = cfg.get("console_scripts", "").split()
 project_urls = {"Documentation": f"{cfg['doc_host']}{cfg['doc_baseurl']}"}
 
@@ -42,7 +44,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={cfg["lib_name"]: ["pretrained/*"]},
     install_requires=requirements,
-    extras_require={"dev": dev_requirements},
+    extras_require={**extras, "dev": dev_requirements},
     dependency_links=cfg.get("dep_links", "").split(),
     python_requires=">=" + min_python,
     long_description=open("README.md", encoding="utf-8").read(),
