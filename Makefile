@@ -29,11 +29,12 @@ sync:  ## export the notebooks to the library, clean them, write README.md
 	$(PYTHON) tools/make_readme.py
 
 notebooks: install  ## re-run every notebook in place, so the docs show a real run (about 8 min), then sync
-	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb 00_data.ipynb 01_model.ipynb 02_training.ipynb 03_evaluation.ipynb 04_prediction.ipynb 06_cli.ipynb
+	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb 00_data.ipynb 01_model.ipynb 02_training.ipynb 03_evaluation.ipynb 04_prediction.ipynb 05_serving.ipynb 06_cli.ipynb
 	$(MAKE) sync
 
-bench: install  ## speed and accuracy against the tutorial's loop; writes benchmarks/results.md
+bench: install  ## speed and accuracy against the tutorial's loop (results.md), then the server under load (serve_results.md)
 	$(PYTHON) benchmarks/bench.py
+	$(PYTHON) benchmarks/serve_load.py
 
 pretrained: install  ## rebuild the model that ships inside the package
 	mnist-train --recipe fast --seed 0 --threads 2 --out mnist_nbdev/pretrained

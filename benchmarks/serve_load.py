@@ -34,12 +34,7 @@ HERE = Path(__file__).parent
 
 def server_command(port: int) -> list[str]:
     "The server's command line (as in tests/test_serving.py)."
-    # becomes ["mnist-serve", "--port", str(port)] once the command exists (06_cli)
-    return [
-        sys.executable,
-        "-c",
-        f"from mnist_nbdev.serving import serve; serve(port={port})",
-    ]
+    return ["mnist-serve", "--port", str(port)]
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_docs"
 SHOTS = SITE / "screenshots"
 PAGES = ["index.html", "data.html", "model.html", "training.html", "evaluation.html",
-         "prediction.html", "cli.html"]
+         "prediction.html", "serving.html", "cli.html"]
 API = {  # a module page and the functions its API reference must show, each with its docments
     "data.html": ["load_mnist", "read_idx", "find_files", "normalize", "epoch_order"],
     "model.html": ["build_model", "conv_output_size", "max_pool2x2", "Classifier", "load_model",
@@ -23,7 +23,8 @@ API = {  # a module page and the functions its API reference must show, each wit
     "training.html": ["train", "train_epoch", "train_batch", "restore", "LeanAdam"],
     "evaluation.html": ["evaluate", "plot_confusion"],
     "prediction.html": ["predict", "mnist_image"],
-    "cli.html": ["run_command", "torchrun_command", "train_main"],
+    "serving.html": ["export_onnx", "make_app", "serve"],
+    "cli.html": ["run_command", "torchrun_command", "train_main", "export_main", "serve_main"],
 }
 
 

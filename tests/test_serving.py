@@ -42,12 +42,7 @@ SCREENSHOT = ROOT / "nbs" / "images" / "serving.png"
 
 def server_command(port: int) -> list[str]:
     "The command that runs the server on 127.0.0.1:`port`."
-    # becomes ["mnist-serve", "--port", str(port)] once the command exists (06_cli)
-    return [
-        sys.executable,
-        "-c",
-        f"from mnist_nbdev.serving import serve; serve(port={port})",
-    ]
+    return ["mnist-serve", "--port", str(port)]
 
 
 def png(img: Image.Image, format: str = "PNG", **options) -> bytes:
