@@ -140,14 +140,19 @@ def train_main(
     args = train_parser().parse_args(argv)
     return run_command("mnist-train", lambda: _train(args, argv))
 
-# %% ../nbs/06_cli.ipynb #18669b68
+# %% ../nbs/06_cli.ipynb #17442587
+def _parser(prog: str, about: str) -> argparse.ArgumentParser:
+    "A command's parser with `--model`, which every command but `mnist-train` takes."
+    p = argparse.ArgumentParser(prog=prog, description=about)
+    p.add_argument("--model", help="model folder (default: the model in the package)")
+    return p
+
+
 def evaluate_main(
     argv: list | None = None,  # the command's words; None: the command line's
 ) -> int:
     "The `mnist-evaluate` command."
-    about = "Evaluate a trained model on the MNIST test set."
-    p = argparse.ArgumentParser(prog="mnist-evaluate", description=about)
-    p.add_argument("--model", help="model folder (default: the model in the package)")
+    p = _parser("mnist-evaluate", "Evaluate a trained model on the MNIST test set.")
     p.add_argument("--data", help="folder holding MNIST (default: $MNIST_NBDEV_DATA)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
@@ -161,15 +166,13 @@ def evaluate_main(
 
     return run_command("mnist-evaluate", body)
 
-# %% ../nbs/06_cli.ipynb #cac64ba6
+# %% ../nbs/06_cli.ipynb #baaf1a15
 def predict_main(
     argv: list | None = None,  # the command's words; None: the command line's
 ) -> int:
     "The `mnist-predict` command."
-    about = "Read the handwritten digit in each image file."
-    p = argparse.ArgumentParser(prog="mnist-predict", description=about)
+    p = _parser("mnist-predict", "Read the handwritten digit in each image file.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, ... files")
-    p.add_argument("--model", help="model folder (default: the model in the package)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     args = p.parse_args(argv)
     return run_command("mnist-predict", lambda: _predict(args))
@@ -193,14 +196,13 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"mnist-predict: error: {r.error}", file=sys.stderr)
     return 1 if failed else 0
 
-# %% ../nbs/06_cli.ipynb #e51c991b
+# %% ../nbs/06_cli.ipynb #3796903d
 def export_main(
     argv: list | None = None,  # the command's words; None: the command line's
 ) -> int:
     "The `mnist-export` command."
     about = "Write a model as one ONNX file, for onnxruntime and other runtimes."
-    p = argparse.ArgumentParser(prog="mnist-export", description=about)
-    p.add_argument("--model", help="model folder (default: the model in the package)")
+    p = _parser("mnist-export", about)
     p.add_argument("--out", default="model.onnx", help="the file (default: model.onnx)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
@@ -219,14 +221,13 @@ def export_main(
 
     return run_command("mnist-export", body)
 
-# %% ../nbs/06_cli.ipynb #cd6e39dd
+# %% ../nbs/06_cli.ipynb #5986cfdd
 def serve_main(
     argv: list | None = None,  # the command's words; None: the command line's
 ) -> int:
     "The `mnist-serve` command."
     about = "Serve a model over HTTP: a prediction API and a page to draw digits on."
-    p = argparse.ArgumentParser(prog="mnist-serve", description=about)
-    p.add_argument("--model", help="model folder (default: the model in the package)")
+    p = _parser("mnist-serve", about)
     p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     args = p.parse_args(argv)
