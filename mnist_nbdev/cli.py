@@ -19,7 +19,7 @@ from .data import DataError
 from .model import ModelFileError
 from .model import load_model
 
-# %% ../nbs/06_cli.ipynb #eea64cef
+# %% ../nbs/06_cli.ipynb #0fca08a4
 class CommandError(Exception):
     "A failure a command reports in one line, with exit status 1."
 
@@ -34,7 +34,7 @@ def run_command(
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130
-    except (DataError, ModelFileError, CommandError, OSError) as e:  # files, peers
+    except (DataError, ModelFileError, CommandError, OSError, ImportError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     except ValueError as e:  # an option or input that makes no sense
@@ -196,7 +196,7 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"mnist-predict: error: {r.error}", file=sys.stderr)
     return 1 if failed else 0
 
-# %% ../nbs/06_cli.ipynb #3796903d
+# %% ../nbs/06_cli.ipynb #306908a5
 def export_main(
     argv: list | None = None,  # the command's words; None: the command line's
 ) -> int:
@@ -208,20 +208,17 @@ def export_main(
     args = p.parse_args(argv)
 
     def body():
-        from mnist_nbdev.serving import MissingExtra, export_onnx
+        from mnist_nbdev.serving import export_onnx  # MissingExtra: an ImportError
 
         out = Path(args.out).expanduser()
         if out.exists() and not (args.force and out.is_file()):
             raise CommandError(f"{out}: already exists; choose another --out, or "
                                "give --force to replace a file")
-        try:
-            print(f"{export_onnx(load_model(args.model), out)}: written")
-        except MissingExtra as e:
-            raise CommandError(str(e)) from None
+        print(f"{export_onnx(load_model(args.model), out)}: written")
 
     return run_command("mnist-export", body)
 
-# %% ../nbs/06_cli.ipynb #5986cfdd
+# %% ../nbs/06_cli.ipynb #e484640a
 def serve_main(
     argv: list | None = None,  # the command's words; None: the command line's
 ) -> int:
@@ -233,14 +230,11 @@ def serve_main(
     args = p.parse_args(argv)
 
     def body():
-        from mnist_nbdev.serving import MissingExtra, serve
+        from mnist_nbdev.serving import serve  # MissingExtra: an ImportError
 
         if not 0 < args.port < 65536:
             raise ValueError(f"--port must be 1-65535, got {args.port}")
-        try:
-            serve(args.model, args.host, args.port)
-        except MissingExtra as e:
-            raise CommandError(str(e)) from None
+        serve(args.model, args.host, args.port)
 
     return run_command("mnist-serve", body)
 

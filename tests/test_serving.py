@@ -40,6 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "nbs" / "images" / "serving.png"
 
 
+def run_python(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    "Run `script` in a fresh Python process in `cwd`; its output."
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
 def server_command(port: int) -> list[str]:
     "The command that runs the server on 127.0.0.1:`port`."
     return ["mnist-serve", "--port", str(port)]
@@ -329,13 +335,7 @@ def test_import_works_without_the_extras_and_says_which_to_install(tmp_path):
             except serving.MissingExtra as e:
                 print(e)
     """)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    out = run_python(script, tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         'fastapi is not installed; pip install "mnist_nbdev[serve]" adds it',
@@ -379,13 +379,7 @@ def test_onnx_file_runs_without_torch(model, tmp_path):
         for n in (1, 7, len(x)):  # any batch size
             np.save(f"y{n}.npy", session.run(["logits"], {"pixels": x[:n]})[0])
     """)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    out = run_python(script, tmp_path)
     assert out.returncode == 0, out.stderr
     with torch.inference_mode():
         expected = model(to_pixels(test.images[:2000])).numpy()
