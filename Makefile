@@ -37,7 +37,7 @@ bench: install  ## speed and accuracy against the tutorial's loop (results.md), 
 	$(PYTHON) benchmarks/serve_load.py
 
 pretrained: install  ## rebuild the model that ships inside the package
-	mnist-train --recipe fast --seed 0 --threads 2 --out mnist_nbdev/pretrained
+	mnist-train --recipe accurate --seed 0 --threads 2 --out mnist_nbdev/pretrained
 	rm -f mnist_nbdev/pretrained/checkpoint.* mnist_nbdev/pretrained/.mnist-train.lock
 
 docs: install  ## the docs site in _docs/: nbdev's processing, then Quarto if on PATH, else smalldocs

@@ -44,11 +44,12 @@ def run_command(
 # %% ../nbs/06_cli.ipynb #f4b50cf9
 def train_parser() -> argparse.ArgumentParser:
     "The options of `mnist-train`."
-    about = "Train the tutorial's CNN on MNIST and save it."
+    about = "Train a CNN on MNIST by a recipe and save it."
     p = argparse.ArgumentParser(prog="mnist-train", description=about)
     add = p.add_argument
-    add("--recipe", choices=["fast", "tutorial"], default="fast",
-        help="named defaults (default: fast)")
+    add("--recipe", choices=["fast", "accurate", "tutorial"], default="fast",
+        help="named defaults: fast (99%%, seconds), accurate (99.5%%, minutes), "
+        "tutorial (default: fast)")
     add("--epochs", type=int, help="passes over the training set")
     add("--batch-size", type=int, dest="bs", help="images per batch")
     add("--lr", type=float, help="learning rate (the peak, for one-cycle)")

@@ -282,7 +282,7 @@ def test_health_page_and_no_cdn_docs(client, model):
     assert health.status_code == 200
     assert health.json() == {
         "status": "ok",
-        "model": "tutorial_cnn, fast recipe",
+        "model": f"{model.info['arch']}, {model.info['recipe']} recipe",
         "test_accuracy": model.info["test_accuracy"],
     }
     page = client.get("/")

@@ -18,6 +18,7 @@ from mnist_nbdev.model import load_model
 from mnist_nbdev.training import Runtime
 from mnist_nbdev.training import TrainConfig
 from mnist_nbdev.training import train
+from mnist_nbdev.training import weights_sha256
 
 QUICK = ["--train-subset", "4000", "--test-subset", "1000", "--threads", "1"]
 
@@ -206,4 +207,42 @@ def test_old_model_folders_still_load(tmp_path):
     old["config"].update(device="auto", threads=2, data_dir=None)
     (tmp_path / "model.json").write_text(json.dumps(old))
     (tmp_path / "model.safetensors").write_bytes((pretrained / "model.safetensors").read_bytes())
-    assert load_model(tmp_path).info["arch"] == "tutorial_cnn"
+    assert load_model(tmp_path).info["arch"] == old["arch"]
+
+
+def test_accurate_recipe_trains_and_resumes_exactly(tmp_path, data):
+    "BatchNormCNN, augmented batches, label smoothing: stopped after epoch 1, resumed, bit-identical."
+    config = TrainConfig(recipe="accurate", epochs=2, train_subset=3000, test_subset=500)
+    runtime = Runtime(device="cpu", threads=1)
+    straight = train(config, out_dir=tmp_path / "straight", data=data, runtime=runtime,
+                     progress=False)
+    assert straight.info["arch"] == "batchnorm_cnn" and straight.info["config"]["augment"]
+    assert straight.test_accuracy > 0.85
+
+    class Crash(Exception):
+        pass
+
+    def crash(record):
+        if record["epoch"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(config, out_dir=tmp_path / "down", data=data, runtime=runtime, progress=False,
+              on_epoch=crash)
+    resumed = train(config, out_dir=tmp_path / "down", resume=True, data=data, runtime=runtime,
+                    progress=False)
+    assert weights_sha256(resumed.model) == weights_sha256(straight.model)
+    loaded = load_model(tmp_path / "down")
+    with torch.inference_mode():
+        x = to_pixels(data.test.images[:64])
+        assert torch.equal(loaded(x), straight.model(x))
+
+
+def test_augmentation_is_what_the_recipe_says(data):
+    "The same run with augmentation off ends with other weights: the switch is live."
+    config = TrainConfig(recipe="accurate", epochs=1, train_subset=1000, test_subset=200)
+    runtime = Runtime(device="cpu", threads=1)
+    on = train(config, data=data, runtime=runtime, progress=False).model.state_dict()
+    off_config = TrainConfig(**{**config.__dict__, "augment": False})
+    off = train(off_config, data=data, runtime=runtime, progress=False).model.state_dict()
+    assert not all(torch.equal(on[k], off[k]) for k in on)
