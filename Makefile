@@ -32,9 +32,9 @@ notebooks: install  ## re-run every notebook in place, so the docs show a real r
 	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb 00_data.ipynb 01_model.ipynb 02_training.ipynb 03_evaluation.ipynb 04_prediction.ipynb 05_serving.ipynb 06_cli.ipynb
 	$(MAKE) sync
 
-bench: install  ## speed and accuracy against the tutorial's loop (results.md), then the server under load (serve_results.md)
-	$(PYTHON) benchmarks/bench.py
-	$(PYTHON) benchmarks/serve_load.py
+bench: install  ## speed and accuracy against the tutorial's loop (results.md), mnist-predict's wall time (predict_results.md), the server under load (serve_results.md)
+	$(PYTHON) benchmarks/bench.py; s1=$$?; $(PYTHON) benchmarks/predict_bench.py; s2=$$?; \
+	  $(PYTHON) benchmarks/serve_load.py && [ $$s1 = 0 ] && [ $$s2 = 0 ]
 
 pretrained: install  ## rebuild the model that ships inside the package
 	mnist-train --recipe accurate --seed 0 --threads 2 --out mnist_nbdev/pretrained

@@ -146,3 +146,20 @@ def test_command_lines_and_exit_codes(tmp_path, person_files):
     assert usage.returncode == 2 and "IMAGE" in usage.stderr
     missing_model = run("--model", tmp_path / "nope", paths[0])
     assert missing_model.returncode == 1 and "no such model folder" in missing_model.stderr
+
+
+def test_many_files_on_threads_read_as_one_at_a_time(model, person_files, tmp_path):
+    "A list is prepared on threads and read in batches; each answer is still its own file's."
+    paths, _ = person_files
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    mixed = [*paths[:20], broken, *paths[20:40]]
+    threaded = predict(mixed, model, workers=2)
+    single = [predict(p, model) if p != broken else None for p in mixed]
+    assert [r.path for r in threaded] == [str(p) for p in mixed]
+    assert threaded[20].error is not None and "broken.png" in threaded[20].error
+    for r, s in zip(threaded, single):
+        if s is not None:
+            assert (r.label, r.error) == (s.label, None)
+            assert r.confidence == pytest.approx(s.confidence, abs=1e-5)
+    assert [r.label for r in predict(mixed, model, workers=1)] == [r.label for r in threaded]
