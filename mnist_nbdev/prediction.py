@@ -397,7 +397,7 @@ WORKERS = min(4, os.cpu_count() or 1)  # threads that open and prepare images
 
 
 def _map(function, items: list, workers: int) -> list:
-    "`[function(x) for x in items]` on up to `workers` threads; Ctrl-C stops it at once."
+    "`[function(x) for x in items]` on up to `workers` threads; Ctrl-C stops at once."
     if workers <= 1 or len(items) < 2:
         return [function(x) for x in items]
     pool = ThreadPoolExecutor(min(workers, len(items)))
