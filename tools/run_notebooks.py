@@ -7,6 +7,7 @@ them: the multi-machine torchrun example would then wait for peers that never co
 project root with the data reachable (MNIST_NBDEV_DATA), then `make sync` to export and clean.
 """
 import argparse
+import os
 import re
 import sys
 import time
@@ -19,6 +20,9 @@ SKIP = re.compile(r"^#\|\s*eval:\s*false\s*$", re.MULTILINE)
 
 
 def run(path: Path, timeout: int) -> None:
+    # The kernel inherits this environment; MPLBACKEND=Agg (as .ci/run sets it) would replace
+    # Jupyter's inline backend, and the saved pages would have no plots.
+    os.environ.pop("MPLBACKEND", None)
     nb = nbformat.read(path, as_version=4)
     skipped = {}
     for i, cell in enumerate(nb.cells):
