@@ -4,9 +4,11 @@ Run `make bench` (or `python benchmarks/bench.py`) from the project root; it wri
 and benchmarks/results.json. Absolute seconds drift on a shared machine, so every claim is a ratio of two
 timings taken in the same run, interleaved round by round: a speed-up is the median of the rounds' ratios.
 """
+import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -26,7 +28,9 @@ from mnist_nbdev.training import train
 
 HERE = Path(__file__).parent
 TUTORIAL_STEPS = 1500  # of the tutorial's 6,000 training steps per epoch, timed and scaled
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1, 2)  # of the accurate recipe
+FAST_SEEDS = (0, 1, 2, 3, 4)  # of the fast recipe: its accuracy is the median of these
+BUSY = [sys.executable, "-c", "while True: pass"]  # one other CPU-bound process
 ROUNDS = 5  # interleaved rounds of the per-epoch and evaluation timings
 
 
@@ -134,7 +138,35 @@ def paired(reference: list, ours: list) -> dict:
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "rounds": ratios}
 
 
+def fast_run(seed: int, data) -> dict:
+    "The fast recipe with one seed: its final accuracy, time, and time to first reach 99.0%."
+    r = train(TrainConfig(recipe="fast", seed=seed), data=data, progress=False)
+    elapsed, reached = 0.0, None
+    for h in r.history:
+        elapsed += h["seconds"]
+        if reached is None and h["test_accuracy"] >= 0.99:
+            reached = elapsed
+    return {"seed": seed, "accuracy": r.test_accuracy, "seconds": elapsed, "seconds_to_99": reached, "model": r.model}
+
+
+def busy_machine(data) -> dict:
+    "The fast recipe (seed 0) on a quiet machine, then with one other CPU-bound process running."
+    quiet = fast_run(0, data)["seconds"]
+    hog = subprocess.Popen(BUSY)
+    try:
+        time.sleep(1.0)  # running at full speed before the run starts
+        busy = fast_run(0, data)["seconds"]
+    finally:
+        hog.kill()
+        hog.wait()
+    return {"quiet_s": quiet, "busy_s": busy, "factor": busy / quiet}
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-accurate", action="store_true",
+                        help="keep the accurate recipe's runs from the last results.json (12 minutes saved)")
+    args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = load_mnist()
 
@@ -151,25 +183,24 @@ def main():
     epoch_speedup, epoch_speedup_adam = paired(tut, ours), paired(tut, ours_adam)
 
     # The fast recipe: time to first reach 99.0% test accuracy, per seed.
-    fast_runs = []
-    for seed in SEEDS:
-        r = train(TrainConfig(recipe="fast", seed=seed), data=data, progress=False)
-        elapsed, reached = 0.0, None
-        for h in r.history:
-            elapsed += h["seconds"]
-            if reached is None and h["test_accuracy"] >= 0.99:
-                reached = elapsed
-        fast_runs.append({"seed": seed, "accuracy": r.test_accuracy, "seconds": elapsed, "seconds_to_99": reached, "model": r.model})
+    fast_runs = [fast_run(seed, data) for seed in FAST_SEEDS]
     tutorial_ten_epochs = 10 * statistics.median(tut)
     median_acc = statistics.median(r["accuracy"] for r in fast_runs)
-    to_99 = [r["seconds_to_99"] for r in fast_runs if r["seconds_to_99"] is not None]
-    median_to_99 = statistics.median(to_99) if len(to_99) == len(fast_runs) else None
+    # a seed that never reaches 99.0% counts as infinitely slow, so the median is the middle seed's time
+    to_99 = sorted(r["seconds_to_99"] if r["seconds_to_99"] is not None else float("inf") for r in fast_runs)
+    median_to_99 = statistics.median(to_99) if len(to_99) % 2 else None  # an odd count: no averaging
+    median_to_99 = median_to_99 if median_to_99 != float("inf") else None
     fraction = median_to_99 / tutorial_ten_epochs if median_to_99 else None
 
     # The accurate recipe: its accuracy and its time against the tutorial's 10 epochs, per seed. Each run
     # follows a tutorial epoch timed just before it, so that each ratio compares the same hour's machine.
-    accurate_runs = []
-    for seed in SEEDS:
+    accurate_runs, accurate_note, accurate_measured = [], "", time.strftime("%Y-%m-%d")
+    if args.skip_accurate:
+        previous = json.loads((HERE / "results.json").read_text())
+        accurate_runs = previous["accurate_runs"]
+        accurate_measured = previous.get("accurate_measured") or previous.get("measured", "an earlier run")
+        accurate_note = f" (runs of {accurate_measured}, kept by --skip-accurate)"
+    for seed in () if args.skip_accurate else SEEDS:
         tutorial_epoch = tutorial_epoch_seconds(data)
         r = train(TrainConfig(recipe="accurate", seed=seed), data=data, progress=False)
         seconds = r.info["train_seconds"]
@@ -189,6 +220,9 @@ def main():
             our_evals_pool.append(our_eval_seconds(model, data))
     eval_speedup, eval_speedup_pool = paired(tut_evals, our_evals), paired(tut_evals, our_evals_pool)
 
+    # A shared machine: the fast recipe with another CPU-bound process running, against its quiet time.
+    busy = busy_machine(data)
+
     def speedup(s: dict, digits: int) -> str:
         return f"{s['median']:.{digits}f}x faster (rounds {s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
@@ -201,17 +235,23 @@ def main():
         f"| `tutorial` recipe, one epoch (same maths, batches of 10 from memory) | {med(ours):.1f} s | | {speedup(epoch_speedup, 1)} | >= 2.5x |",
         f"| ... the same with `torch.optim.Adam(fused=True)` in place of `LeanAdam` | {med(ours_adam):.1f} s | | {speedup(epoch_speedup_adam, 1)} | (what LeanAdam buys) |",
         f"| tutorial's loop, 10 epochs (median epoch x 10) | {tutorial_ten_epochs:.0f} s | 96.62% (tutorial's report) | 1.0 | |",
-        f"| `fast` recipe to 99.0%, median of seeds {', '.join(map(str, SEEDS))} | "
-        + (f"{median_to_99:.1f} s | {median_acc:.2%} final | {fraction:.3f} of the tutorial's time | <= 0.1 |" if median_to_99 else f"not reached | {median_acc:.2%} | | <= 0.1 |"),
+        f"| `fast` recipe to 99.0%, median of seeds {', '.join(map(str, FAST_SEEDS))} | "
+        + (f"{median_to_99:.1f} s | {median_acc:.2%} final (median) | {fraction:.3f} = 1/{1 / fraction:.0f} of the tutorial's time | <= 1/40 = 0.025 |"
+           if median_to_99 else f"not reached | {median_acc:.2%} | | <= 1/40 = 0.025 |"),
+        f"| `fast` recipe, seed 0, with one other CPU-bound process running (started by the bench) | {busy['busy_s']:.1f} s | | "
+        f"{busy['factor']:.2f} x its quiet time ({busy['quiet_s']:.1f} s, just before) | <= 3.0 |",
         f"| `accurate` recipe, default seed {accurate_default['seed']} (BatchNormCNN, augmentation, 10 epochs) | {accurate_default['seconds']:.0f} s | "
-        f"{accurate_default['accuracy']:.2%} | {accurate_default['ratio']:.2f} of the tutorial's 10 epochs | >= 99.50%, <= 2.0 |",
+        f"{accurate_default['accuracy']:.2%} | {accurate_default['ratio']:.2f} of the tutorial's 10 epochs{accurate_note} | >= 99.50%, <= 2.0 |",
         f"| `accurate` recipe, median of seeds {', '.join(map(str, SEEDS))} | {med(r['seconds'] for r in accurate_runs):.0f} s | "
         f"{accurate_median_acc:.2%} | {accurate_ratio:.2f} of the tutorial's 10 epochs | >= 99.50%, <= 2.0 |",
         f"| evaluate 10,000 test images: tutorial's batch-10 loop | {med(tut_evals):.2f} s | | 1.0 | |",
-        f"| evaluate 10,000 test images: `evaluate` (batches of 1,000, inference mode, full report; mean of 5 per round) | {med(our_evals):.2f} s | | {speedup(eval_speedup, 0)} | >= 10x |",
+        f"| evaluate 10,000 test images: `evaluate` (batches of 1,000, inference mode, full report; mean of 5 per round) | {med(our_evals):.2f} s | | {speedup(eval_speedup, 0)} | >= 20x |",
         f"| ... the same with `F.max_pool2d` in place of `max_pool2x2` | {med(our_evals_pool):.2f} s | | {speedup(eval_speedup_pool, 0)} | (what max_pool2x2 buys) |",
     ]
-    per_seed = ", ".join(f"seed {r['seed']}: {r['accuracy']:.2%} after {r['seconds']:.1f} s (99.0% at {r['seconds_to_99'] or float('nan'):.1f} s)" for r in fast_runs)
+    def reached(r: dict) -> str:
+        return f"99.0% at {r['seconds_to_99']:.1f} s" if r["seconds_to_99"] else "99.0% not reached"
+
+    per_seed = ", ".join(f"seed {r['seed']}: {r['accuracy']:.2%} after {r['seconds']:.1f} s ({reached(r)})" for r in fast_runs)
     accurate_seeds = ", ".join(
         f"seed {r['seed']}: {r['accuracy']:.2%} in {r['seconds']:.0f} s ({r['ratio']:.2f} x 10 tutorial epochs of {r['tutorial_epoch_s']:.1f} s "
         "timed just before)" for r in accurate_runs)
@@ -232,10 +272,12 @@ def main():
         "tutorial_recipe_speedup_without_lean_adam": epoch_speedup_adam, "eval_speedup_without_max_pool2x2": eval_speedup_pool,
         "rounds": {"tutorial_loop_epoch_s": tut, "tutorial_recipe_epoch_s": ours, "eval_tutorial_s": tut_evals, "eval_ours_s": our_evals,
                    "tutorial_recipe_epoch_s_plain_adam": ours_adam, "eval_ours_s_plain_pool": our_evals_pool},
+        "busy_machine": busy, "measured": time.strftime("%Y-%m-%d"), "accurate_measured": accurate_measured,
         "environment": env,
     }
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    ok = epoch_speedup["median"] >= 2.5 and fraction is not None and fraction <= 0.1 and eval_speedup["median"] >= 10
+    ok = epoch_speedup["median"] >= 2.5 and fraction is not None and fraction <= 1 / 40 and eval_speedup["median"] >= 20
+    ok = ok and median_acc >= 0.99 and busy["factor"] <= 3.0
     ok = ok and min(accurate_default["accuracy"], accurate_median_acc) >= 0.995 and accurate_ratio <= 2.0
     return 0 if ok else 1
 

@@ -61,7 +61,8 @@ def train_parser() -> argparse.ArgumentParser:
     add("--resume", action="store_true", help="continue from the checkpoint in --out")
     add("--data", help="MNIST's folder (default: $MNIST_NBDEV_DATA, else the cache)")
     add("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    add("--threads", type=int, help="CPU threads for torch")
+    add("--threads", type=int, help="CPU threads for torch (default: the cores "
+        "other processes leave free; fix it for bit-identical reruns)")
     add("--nproc", type=int, default=1, help="processes on this machine (torchrun)")
     add("--dist-timeout", type=float, default=300.0,
         help="seconds to wait for peers in distributed runs (default: 300)")

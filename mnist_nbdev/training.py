@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'PLAIN', 'DIVERGED', 'LOCK_FILE', 'ROOM_NEEDED', 'TrainConfig', 'Runtime', 'resolve_device',
-           'cpu_settings', 'loss_and_accuracy', 'LeanAdam', 'TrainState', 'new_state', 'train_batch', 'progress_bar',
-           'train_epoch', 'save_checkpoint', 'check_resumable', 'restore', 'gloo_interface', 'init_distributed',
-           'weights_sha256', 'TrainingError', 'claim_folder', 'TrainResult', 'epoch_line', 'run_epoch', 'train',
-           'plot_history']
+           'cpu_settings', 'cpu_sample', 'FairShare', 'loss_and_accuracy', 'LeanAdam', 'TrainState', 'new_state',
+           'train_batch', 'progress_bar', 'train_epoch', 'save_checkpoint', 'check_resumable', 'restore',
+           'gloo_interface', 'init_distributed', 'weights_sha256', 'TrainingError', 'claim_folder', 'TrainResult',
+           'epoch_line', 'run_epoch', 'train', 'plot_history']
 
 # %% ../nbs/02_training.ipynb #197d4251
 import dataclasses
@@ -56,7 +56,8 @@ from .model import write_pair
 # %% ../nbs/02_training.ipynb #89693d60
 RECIPES = {
     "tutorial": dict(epochs=10, bs=10, lr=1e-3, schedule="constant", seed=41),
-    "fast": dict(epochs=5, bs=128, lr=5e-3, schedule="onecycle", seed=0),
+    "fast": dict(epochs=3, bs=128, lr=5e-3, schedule="onecycle", seed=0,
+                 label_smoothing=0.1),
     "accurate": dict(epochs=10, bs=128, lr=5e-3, schedule="onecycle", seed=0,
                      arch="batchnorm_cnn", augment=True, label_smoothing=0.1),
 }
@@ -121,7 +122,7 @@ class Runtime:
     "How a run is carried out; none of it is compared on resume."
 
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
-    threads: int | None = None  # CPU threads for torch; None: torch's default
+    threads: int | None = None  # CPU threads for torch; None: the cores left free
     data_dir: str | None = None  # where MNIST is; see `mnist_nbdev.data.data_root`
     dist_timeout: float = 300.0  # seconds to wait for peers in distributed runs
 
@@ -169,6 +170,48 @@ def cpu_settings(
     finally:
         torch.set_num_threads(previous[0])
         torch.backends.mkldnn.enabled = previous[1]
+
+# %% ../nbs/02_training.ipynb #afc19eee
+def cpu_sample() -> tuple[float, float, float] | None:
+    "(wall, machine busy, this process's CPU) seconds now; None without /proc."
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(t) for t in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + ticks[4]  # idle and waiting for I/O
+    busy = sum(ticks[:8]) - idle  # user, nice, system, irq, softirq, steal
+    return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), time.process_time()
+
+
+class FairShare:
+    "Torch's CPU threads kept to the cores other processes leave free."
+
+    interval = 0.5  # seconds between looks
+
+    def __init__(
+        self,
+        most: int | None = None,  # threads at most; None: torch's current count
+        sample: Callable = cpu_sample,  # (wall, busy, own) seconds, or None
+    ):
+        self.most = most or torch.get_num_threads()
+        self.cores = min(self.most, len(os.sched_getaffinity(0))
+                         if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        self.sample, self.last = sample, sample()
+
+    def __call__(self) -> int:
+        "Once `interval` has passed: set and return the threads to use."
+        now = self.sample()
+        if now is None or self.last is None or now[0] - self.last[0] < self.interval:
+            return torch.get_num_threads()
+        (wall, busy, own), (wall0, busy0, own0) = now, self.last
+        self.last = now
+        others = max(0.0, (busy - busy0) - (own - own0)) / (wall - wall0)  # cores
+        threads = max(1, min(self.most, int(self.cores - others + 0.3)))
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        return threads
+
 
 # %% ../nbs/02_training.ipynb #d42ebb7e
 @torch.inference_mode()
@@ -346,6 +389,7 @@ def train_epoch(
     ) = None,  # the model to call, if not `state.model` (DDP)
     progress: bool | None = None,  # a progress bar; None: in notebooks and terminals
     label_smoothing: float = 0.0,  # of the cross-entropy's targets
+    fair: Callable[[], int] | None = None,  # called each step: a `FairShare`
 ) -> dict:
     "Train one epoch; its mean training loss and accuracy (over every process)."
     batches.set_epoch(state.epoch)
@@ -354,6 +398,8 @@ def train_epoch(
     bar = progress_bar(len(batches), f"epoch {state.epoch + 1}", progress)
     for step, (xb, yb) in enumerate(batches, 1):
         loss, logits = train_batch(state, xb, yb, step_model, label_smoothing)
+        if fair is not None:
+            fair()
         tally.add(loss, logits, yb)
         if bar is not None and (step % 50 == 0 or step == len(batches)):
             loss_sum, correct, seen = tally.sums().tolist()
@@ -570,15 +616,17 @@ def run_epoch(
     test_batches: Batches,
     step_model: nn.Module | None = None,  # the model to call, if not the state's (DDP)
     progress: bool | None = None,  # a progress bar; None: in notebooks and terminals
-    threads: int | None = None,  # CPU threads; None: torch's default
+    threads: int | None = None,  # CPU threads; None: the cores left free (FairShare)
     label_smoothing: float = 0.0,  # of the cross-entropy's targets
 ) -> dict:
     "Train one epoch, then measure the test set; the epoch's record, added to history."
     t0 = time.perf_counter()
-    small = train_batches.images.device.type == "cpu" and train_batches.bs < 64
+    cpu = train_batches.images.device.type == "cpu"
+    small = cpu and train_batches.bs < 64
     with cpu_settings(threads, small):
+        fair = FairShare() if cpu and threads is None and not small else None
         record = train_epoch(state, train_batches, step_model, progress,
-                             label_smoothing)
+                             label_smoothing, fair)
     test_loss, test_accuracy, _ = loss_and_accuracy(state.model, test_batches)
     record = {"epoch": state.epoch + 1, **record, "test_loss": test_loss,
               "test_accuracy": test_accuracy, "seconds": time.perf_counter() - t0}
@@ -610,6 +658,8 @@ def _start(config, runtime, data, out_dir, resume) -> tuple:
     torch.manual_seed(config.seed)
     model = build_model(config.arch, mean, std,
                         image_size=data.image_size[0], n_classes=data.n_classes)
+    if device.type == "cpu" and batches[0].bs < 64:  # PyTorch's own kernels (no oneDNN,
+        model.to(memory_format=torch.contiguous_format)  # see above): fastest in NCHW
     state = new_state(config, model.to(device), len(batches[0]))
     if resume and not restore(state, out_dir, config) and rank == 0:
         print(f"{out_dir}: no checkpoint to resume from; starting at epoch 1",
