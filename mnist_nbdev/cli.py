@@ -66,6 +66,8 @@ def train_parser() -> argparse.ArgumentParser:
     add("--nproc", type=int, default=1, help="processes on this machine (torchrun)")
     add("--dist-timeout", type=float, default=300.0,
         help="seconds to wait for peers in distributed runs (default: 300)")
+    add("--bf16", action="store_true", help="forward passes under bf16 autocast "
+        "(GPUs; CPUs with AMX or AVX512-BF16, where it may not pay)")
     return p
 
 # %% ../nbs/06_cli.ipynb #7a66cb78
@@ -100,7 +102,8 @@ def _train(args: argparse.Namespace, argv: list) -> int:
                ("recipe", "epochs", "bs", "lr", "schedule", "seed", "train_subset",
                 "test_subset")}
     config = TrainConfig(**options).resolved()
-    runtime = Runtime(args.device, args.threads, args.data, args.dist_timeout).checked()
+    runtime = Runtime(args.device, args.threads, args.data, args.dist_timeout,
+                      args.bf16).checked()
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:  # the launcher

@@ -105,7 +105,8 @@ BINS = 256  # of the histograms that thresholds and quantiles come from
 
 def _counts(values: np.ndarray) -> np.ndarray:
     "How many of `values` (in [0, 1]) fall in each of `BINS` equal bins of [0, 1]."
-    bins = np.clip((values * BINS).astype(np.int32), 0, BINS - 1)
+    bins = (values * BINS).astype(np.intp)  # the type bincount counts in: no copy
+    np.clip(bins, 0, BINS - 1, out=bins)  # in place
     return np.bincount(bins.ravel(), minlength=BINS)
 
 
@@ -134,7 +135,7 @@ def _drop_specks(
 ) -> np.ndarray:
     "`mask` without its small blobs of connected pixels."
     labelled, n = ndimage.label(mask)
-    if n == 0:
+    if n <= 1:  # no blob, or one (most photos): nothing is smaller than the largest
         return mask
     sizes = np.bincount(labelled.ravel())  # pixels of each blob; [0] is the rest
     sizes[0] = 0

@@ -56,7 +56,7 @@ from .model import write_pair
 # %% ../nbs/02_training.ipynb #89693d60
 RECIPES = {
     "tutorial": dict(epochs=10, bs=10, lr=1e-3, schedule="constant", seed=41),
-    "fast": dict(epochs=3, bs=128, lr=5e-3, schedule="onecycle", seed=0,
+    "fast": dict(epochs=2, bs=128, lr=1.5e-2, schedule="onecycle", seed=0,
                  label_smoothing=0.1),
     "accurate": dict(epochs=10, bs=128, lr=5e-3, schedule="onecycle", seed=0,
                      arch="batchnorm_cnn", augment=True, label_smoothing=0.1),
@@ -125,6 +125,7 @@ class Runtime:
     threads: int | None = None  # CPU threads for torch; None: the cores left free
     data_dir: str | None = None  # where MNIST is; see `mnist_nbdev.data.data_root`
     dist_timeout: float = 300.0  # seconds to wait for peers in distributed runs
+    bf16: bool = False  # each step's forward pass under bf16 autocast (see below)
 
     def checked(self) -> "Runtime":
         "Itself, once its values are checked."
@@ -157,13 +158,13 @@ def resolve_device(
 
 @contextmanager
 def cpu_settings(
-    threads: int | None,  # CPU threads; None: torch's default, or 1 for small batches
-    small_batches: bool = False,  # CPU batches under 64: one thread, no oneDNN
+    threads: int | None,  # CPU threads; None: torch's default
+    small_batches: bool = False,  # CPU batches under 64: no oneDNN
 ):
     "Torch's thread count and oneDNN switch for a while; restored afterwards."
     previous = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    if threads or small_batches:
-        torch.set_num_threads(threads or 1)
+    if threads:
+        torch.set_num_threads(threads)
     torch.backends.mkldnn.enabled = previous[1] and not small_batches
     try:
         yield
@@ -334,9 +335,14 @@ def train_batch(
         nn.Module | None
     ) = None,  # the model to call, if not `state.model` (DDP)
     label_smoothing: float = 0.0,  # of the cross-entropy's targets
+    bf16: bool = False,  # the forward pass under bf16 autocast, the loss in float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "One step of the tutorial's loop; the batch's mean loss and logits, detached."
-    logits = (step_model or state.model)(xb)
+    # no cache of bf16 weights: one kept past this step's update would be stale (below)
+    autocast = torch.autocast(xb.device.type, torch.bfloat16, enabled=bf16,
+                              cache_enabled=False)
+    with autocast:
+        logits = (step_model or state.model)(xb).float()
     loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -394,6 +400,7 @@ def train_epoch(
     progress: bool | None = None,  # a progress bar; None: in notebooks and terminals
     label_smoothing: float = 0.0,  # of the cross-entropy's targets
     fair: Callable[[], int] | None = None,  # called each step: a `FairShare`
+    bf16: bool = False,  # forward passes under bf16 autocast (`train_batch`)
 ) -> dict:
     "Train one epoch; its mean training loss and accuracy (over every process)."
     batches.set_epoch(state.epoch)
@@ -401,7 +408,7 @@ def train_epoch(
     tally = _Tally(next(state.model.parameters()).device)
     bar = progress_bar(len(batches), f"epoch {state.epoch + 1}", progress)
     for step, (xb, yb) in enumerate(batches, 1):
-        loss, logits = train_batch(state, xb, yb, step_model, label_smoothing)
+        loss, logits = train_batch(state, xb, yb, step_model, label_smoothing, bf16)
         if fair is not None:
             fair()
         tally.add(loss, logits, yb)
@@ -622,15 +629,16 @@ def run_epoch(
     progress: bool | None = None,  # a progress bar; None: in notebooks and terminals
     threads: int | None = None,  # CPU threads; None: the cores left free (FairShare)
     label_smoothing: float = 0.0,  # of the cross-entropy's targets
+    bf16: bool = False,  # forward passes under bf16 autocast (`train_batch`)
 ) -> dict:
     "Train one epoch, then measure the test set; the epoch's record, added to history."
     t0 = time.perf_counter()
     cpu = train_batches.images.device.type == "cpu"
     small = cpu and train_batches.bs < 64
     with cpu_settings(threads, small):
-        fair = FairShare() if cpu and threads is None and not small else None
+        fair = FairShare() if cpu and threads is None else None
         record = train_epoch(state, train_batches, step_model, progress,
-                             label_smoothing, fair)
+                             label_smoothing, fair, bf16)
     test_loss, test_accuracy, _ = loss_and_accuracy(state.model, test_batches)
     record = {"epoch": state.epoch + 1, **record, "test_loss": test_loss,
               "test_accuracy": test_accuracy, "seconds": time.perf_counter() - t0}
@@ -683,6 +691,9 @@ def train(
     "Train a network by a recipe; the model and its per-epoch history."
     config = (config or TrainConfig()).resolved()
     runtime = (runtime or Runtime()).checked()
+    if any(torch.is_autocast_enabled(kind) for kind in ("cpu", "cuda")):
+        raise ValueError("train() was called under torch.autocast, whose cache would "
+                         "keep the first step's bf16 weights; use Runtime(bf16=True)")
     out_dir = Path(out_dir).expanduser() if out_dir is not None else None
     resolve_device(runtime.device)  # no such device: refused before any file is made
     is_main = int(os.environ.get("RANK", "0")) == 0  # the process that writes files
@@ -696,7 +707,7 @@ def train(
         while state.epoch < config.epochs:
             run_epoch(state, train_batches, test_batches, step_model,
                       progress if rank == 0 else False, runtime.threads,
-                      config.label_smoothing)
+                      config.label_smoothing, runtime.bf16)
             _end_epoch(state, config, out_dir, rank == 0, on_epoch)
         return _finish(state, config, runtime, out_dir, device, world,
                        len(test_batches.labels), time.perf_counter() - started)

@@ -240,7 +240,7 @@ CLI = [
     Row("train: all-black images", lambda t, m: ["mnist-train", *QUICK, "--data", str(small_set(t / "d", train_images=black)), "--out", str(t / "o")], 1, "there is nothing to learn from"),
     Row("train: label 200", lambda t, m: ["mnist-train", *QUICK, "--data", str(small_set(t / "d", train_labels=lambda a: np.where(np.arange(len(a)) == 3, 200, a).astype(np.uint8))), "--out", str(t / "o")], 1, "a label out of range?"),
     Row("train: lr 1e6 diverges, model kept", train_with(*QUICK, "--lr", "1e6", prepare=existing_model), 1, "the loss diverged in epoch 1"),
-    Row("train: resume with another lr", train_with(*QUICK, "--lr", "0.01", "--resume", prepare=checkpoint_of(QUICK)), 2, "lr 0.005 there, 0.01 here"),
+    Row("train: resume with another lr", train_with(*QUICK, "--lr", "0.01", "--resume", prepare=checkpoint_of(QUICK)), 2, "lr 0.015 there, 0.01 here"),
     Row("train: resume, checkpoint.json broken", train_with(*QUICK, "--resume", prepare=lambda t, o, m: (checkpoint_of(QUICK)(t, o, m), (o / "checkpoint.json").write_text("{"))), 1, "checkpoint.json: not valid JSON"),
 ]
 
