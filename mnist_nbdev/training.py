@@ -125,7 +125,7 @@ class Runtime:
     threads: int | None = None  # CPU threads for torch; None: the cores left free
     data_dir: str | None = None  # where MNIST is; see `mnist_nbdev.data.data_root`
     dist_timeout: float = 300.0  # seconds to wait for peers in distributed runs
-    bf16: bool = False  # each step's forward pass under bf16 autocast (see below)
+    bf16: bool = False  # each step's forward pass under bf16 autocast (`train_batch`)
 
     def checked(self) -> "Runtime":
         "Itself, once its values are checked."
@@ -338,7 +338,8 @@ def train_batch(
     bf16: bool = False,  # the forward pass under bf16 autocast, the loss in float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "One step of the tutorial's loop; the batch's mean loss and logits, detached."
-    # no cache of bf16 weights: one kept past this step's update would be stale (below)
+    # no cache of bf16 weights: one kept past this step's update would be stale (this
+    # page, "bf16 autocast")
     autocast = torch.autocast(xb.device.type, torch.bfloat16, enabled=bf16,
                               cache_enabled=False)
     with autocast:
