@@ -15,13 +15,17 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .data import DataError
-from .model import ModelFileError
-from .model import load_model
-
 # %% ../nbs/06_cli.ipynb #0fca08a4
 class CommandError(Exception):
     "A failure a command reports in one line, with exit status 1."
+
+
+def _reported_errors() -> tuple:
+    "What exits with status 1: the package's errors, of the modules loaded so far."
+    loaded = [sys.modules.get(m) for m in ("mnist_nbdev.data", "mnist_nbdev.model")]
+    ours = [getattr(m, name) for m, name in zip(loaded, ("DataError", "ModelFileError"))
+            if m is not None]  # a module not loaded (torch, at start-up) raised nothing
+    return (*ours, CommandError, OSError, ImportError)
 
 
 def run_command(
@@ -34,12 +38,15 @@ def run_command(
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130
-    except (DataError, ModelFileError, CommandError, OSError, ImportError) as e:
+    except Exception as e:
+        if isinstance(e, _reported_errors()):
+            status = 1
+        elif isinstance(e, ValueError):  # an option or input that makes no sense
+            status = 2
+        else:
+            raise
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:  # an option or input that makes no sense
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        return status
 
 # %% ../nbs/06_cli.ipynb #f4b50cf9
 def train_parser() -> argparse.ArgumentParser:
@@ -153,6 +160,13 @@ def _parser(prog: str, about: str) -> argparse.ArgumentParser:
     return p
 
 
+def _load(folder: str | None):
+    "The model in `folder` (None: the one in the package); torch loads here, not before."
+    from mnist_nbdev.model import load_model
+
+    return load_model(folder)
+
+
 def evaluate_main(
     argv: list | None = None,  # the command's words; None: the command line's
 ) -> int:
@@ -165,7 +179,7 @@ def evaluate_main(
     def body():
         from mnist_nbdev.evaluation import evaluate, format_report  # scikit-learn
 
-        report = evaluate(load_model(args.model), data_dir=args.data)
+        report = evaluate(_load(args.model), data_dir=args.data)
         text = json.dumps(report, indent=2, allow_nan=False) if args.json else None
         print(text or format_report(report))
 
@@ -185,9 +199,9 @@ def predict_main(
 
 def _predict(args: argparse.Namespace) -> int:
     "The body of `mnist-predict`."
-    from mnist_nbdev.prediction import predict  # Pillow and SciPy, not the trainer
+    from mnist_nbdev.prediction import predict  # Pillow and SciPy; torch comes later
 
-    results = predict(list(args.images), load_model(args.model))
+    results = predict(list(args.images), args.model)  # loads it as the files are read
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2, allow_nan=False))
     for r in results if not args.json else []:
@@ -219,7 +233,7 @@ def export_main(
         if out.exists() and not (args.force and out.is_file()):
             raise CommandError(f"{out}: already exists; choose another --out, or "
                                "give --force to replace a file")
-        print(f"{export_onnx(load_model(args.model), out)}: written")
+        print(f"{export_onnx(_load(args.model), out)}: written")
 
     return run_command("mnist-export", body)
 

@@ -1,6 +1,7 @@
 """Reading people's images from files: photos and drawings, blank pages, broken files, the command."""
 import json
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from PIL import ImageFilter
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.model import load_model
 from mnist_nbdev.prediction import ImageError
+from mnist_nbdev.prediction import _processes_pay
 from mnist_nbdev.prediction import as_photo
 from mnist_nbdev.prediction import predict
 
@@ -163,3 +165,55 @@ def test_many_files_on_threads_read_as_one_at_a_time(model, person_files, tmp_pa
             assert (r.label, r.error) == (s.label, None)
             assert r.confidence == pytest.approx(s.confidence, abs=1e-5)
     assert [r.label for r in predict(mixed, model, workers=1)] == [r.label for r in threaded]
+
+
+FRESH = """
+import json, os, sys
+import mnist_nbdev.prediction as P
+files, parent, real = sys.argv[2:], os.getpid(), P._prepare
+
+def dies_in_a_worker(item, many):
+    if os.getpid() != parent and item == files[5]:
+        os._exit(1)  # as if the kernel killed it
+    return real(item, many)
+
+if sys.argv[1] == "crash":
+    P._prepare = dies_in_a_worker
+print(P._processes_pay(files, 2))
+print(json.dumps([r.to_dict() for r in P.predict(files, workers=2)]))
+"""
+
+
+def fresh_predict(files: list, mode: str = "plain") -> tuple:
+    "`predict` on `files` in a fresh Python, which has not loaded torch: processes pay?, results."
+    out = subprocess.run([sys.executable, "-c", FRESH, mode, *map(str, files)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    pays, results = out.stdout.splitlines()
+    return pays == "True", json.loads(results)
+
+
+def test_many_files_in_a_fresh_process_are_prepared_by_worker_processes(person_files, tmp_path):
+    "Before torch loads, files go to worker processes; the answers are the threads' answers."
+    paths, _ = person_files
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    mixed = [*paths[:20], broken, *paths[20:40]]
+    pays, on_processes = fresh_predict(mixed)
+    on_threads = [r.to_dict() for r in predict(mixed, workers=2)]  # torch is loaded here
+    assert pays and not _processes_pay(mixed, 2)
+    assert [r["path"] for r in on_processes] == [str(p) for p in mixed]
+    assert [r.get("label") for r in on_processes] == [r.get("label") for r in on_threads]
+    assert [r.get("error") for r in on_processes] == [r.get("error") for r in on_threads]
+    assert "broken.png" in on_processes[20]["error"]
+    assert not fresh_predict(mixed[:10])[0]  # too few files to pay for the processes
+
+
+def test_a_worker_that_dies_is_not_waited_for(person_files):
+    "A worker killed mid-run: the files are prepared again on threads, every answer still given."
+    paths, _ = person_files
+    files = list(paths[:30])
+    _, after_crash = fresh_predict(files, "crash")
+    _, plain = fresh_predict(files)
+    assert after_crash == plain
+    assert all(r.get("error") is None for r in after_crash)
