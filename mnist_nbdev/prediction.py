@@ -24,16 +24,12 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
 from scipy import ndimage
-
-if TYPE_CHECKING:  # torch loads only when a model is called: see `predict`
-    from torch import nn
 
 # %% ../nbs/04_prediction.ipynb #3764366e
 def as_photo(
@@ -393,7 +389,7 @@ def _grays(item) -> list:
 
 # %% ../nbs/04_prediction.ipynb #edf101b2
 def read_prepared(
-    model: "nn.Module",  # pixels in [0, 1] -> logits, as a `Classifier` is
+    model,  # pixels in [0, 1] -> logits: an `nn.Module`, as a `Classifier` is
     prepared: list,  # 28x28 images from `mnist_image`; None where no digit was found
     bs: int = 1000,  # images per call of the model
 ) -> list:
@@ -423,7 +419,7 @@ def read_prepared(
 
 
 def predict_images(
-    model: "nn.Module",  # pixels in [0, 1] -> logits, as a `Classifier` is
+    model,  # pixels in [0, 1] -> logits: an `nn.Module`, as a `Classifier` is
     grays: list,  # grayscale [0, 1] arrays, any size
 ) -> list:
     "A `Prediction` for each grayscale image."
