@@ -161,7 +161,7 @@ def _parser(prog: str, about: str) -> argparse.ArgumentParser:
 
 
 def _load(folder: str | None):
-    "The model in `folder` (None: the one in the package); torch loads here, not before."
+    "The model in `folder` (None: the packaged one); torch loads here, not before."
     from mnist_nbdev.model import load_model
 
     return load_model(folder)

@@ -473,12 +473,13 @@ def _preparing(items: list, many: bool, workers: int):
     n = min(workers, len(items))
     pool = ProcessPoolExecutor(n, multiprocessing.get_context("fork"), _ignore_ctrl_c)
     try:
-        chunks = pool.map(prepare, items, chunksize=max(1, min(16, len(items) // (4 * n))))
+        chunk = max(1, min(16, len(items) // (4 * n)))  # files a worker takes at a time
+        chunks = pool.map(prepare, items, chunksize=chunk)
 
         def wait() -> list:
             try:
                 return list(chunks)
-            except BrokenProcessPool:  # a worker died (killed?): again, here, in threads
+            except BrokenProcessPool:  # a worker died (killed?): again, on threads
                 return _map(prepare, items, workers)
 
         yield wait
