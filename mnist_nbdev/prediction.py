@@ -486,7 +486,7 @@ def _preparing(items: list, many: bool, workers: int):
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
-
+# %% ../nbs/04_prediction.ipynb #a41c9e07
 def predict(
     images,  # a path, PIL image, array or tensor, or a list of them
     model=None,  # a `Classifier`, its folder, or None: the model in the package
