@@ -177,7 +177,7 @@ def evaluate_main(
     args = p.parse_args(argv)
 
     def body():
-        from mnist_nbdev.evaluation import evaluate, format_report  # scikit-learn
+        from mnist_nbdev.evaluation import evaluate, format_report
 
         report = evaluate(_load(args.model), data_dir=args.data)
         text = json.dumps(report, indent=2, allow_nan=False) if args.json else None
