@@ -32,7 +32,7 @@ from .data import warp
 def predict_split(
     model: nn.Module,  # pixels in [0, 1] -> logits, as a `Classifier` is
     split: Split,  # images and labels to predict
-    bs: int = 1000,  # images per batch
+    bs: int = 500,  # images per batch
 ) -> torch.Tensor:
     "Class probabilities `(N, n_classes)` for every image of `split`."
     model.eval()
@@ -77,7 +77,7 @@ def evaluate(
     model: nn.Module,  # pixels in [0, 1] -> logits, as a `Classifier` is
     split: Split | None = None,  # None: the test split of `load_mnist(data_dir)`
     data_dir: str | os.PathLike | None = None,  # where to find MNIST; see `data_root`
-    bs: int = 1000,  # images per batch
+    bs: int = 500,  # images per batch
 ) -> dict:
     "Accuracy, loss, per-class precision/recall/F1 and confusion matrix on `split`."
     where = ""
