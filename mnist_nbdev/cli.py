@@ -103,7 +103,8 @@ def _train(args: argparse.Namespace, argv: list) -> int:
     import torch.distributed as dist
 
     from mnist_nbdev.training import Runtime, TrainConfig, train
-    from mnist_nbdev.training import TrainingError, check_resumable, gloo_interface
+    from mnist_nbdev.training import TrainingError, check_resumable, close_distributed
+    from mnist_nbdev.training import gloo_interface
 
     options = {k: getattr(args, k) for k in
                ("recipe", "epochs", "bs", "lr", "schedule", "seed", "train_subset",
@@ -134,8 +135,7 @@ def _train(args: argparse.Namespace, argv: list) -> int:
         raise CommandError(f"rank {rank} lost contact with its peers (timeout "
                            f"{args.dist_timeout:g} s): {first_line}")
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        close_distributed()
     if rank == 0:
         info = result.info
         print(f"test accuracy {result.test_accuracy:.2%} on {info['test_images']:,} "

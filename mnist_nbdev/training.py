@@ -6,11 +6,12 @@
 __all__ = ['RECIPES', 'SCHEDULES', 'PLAIN', 'DIVERGED', 'LOCK_FILE', 'ROOM_NEEDED', 'TrainConfig', 'Runtime', 'resolve_device',
            'cpu_settings', 'cpu_sample', 'FairShare', 'loss_and_accuracy', 'LeanAdam', 'TrainState', 'new_state',
            'train_batch', 'progress_bar', 'train_epoch', 'save_checkpoint', 'check_resumable', 'restore',
-           'gloo_interface', 'init_distributed', 'weights_sha256', 'TrainingError', 'claim_folder', 'TrainResult',
-           'epoch_line', 'run_epoch', 'train', 'plot_history']
+           'gloo_interface', 'init_distributed', 'close_distributed', 'weights_sha256', 'TrainingError', 'claim_folder',
+           'TrainResult', 'epoch_line', 'run_epoch', 'train', 'plot_history']
 
 # %% ../nbs/02_training.ipynb #197d4251
 import dataclasses
+import gc
 import hashlib
 import math
 import os
@@ -522,9 +523,25 @@ def init_distributed(
         return 0, 1
     if not dist.is_initialized():
         gloo_interface()
+        # DistributedDataParallel imports torch.distributed.nn, whose functions take
+        # the default group of that moment as a default argument: imported after
+        # the group exists, they hold it for ever, and close_distributed cannot free it
+        import torch.distributed.nn  # noqa: F401
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
     return dist.get_rank(), dist.get_world_size()
+
+
+def close_distributed() -> None:
+    "Leave the process group and free it, so its threads end before Python does."
+    if not dist.is_initialized():
+        return
+    dist.destroy_process_group()
+    # freeing the group joins gloo's worker threads (torch releases the GIL for it);
+    # left to Python's exit, a worker still dropping a finished collective's tensors
+    # asks for the GIL after it is gone and the process aborts ("terminate called
+    # without an active exception"). The collection frees DDP's reference cycles.
+    gc.collect()
 
 
 def _barrier() -> None:
