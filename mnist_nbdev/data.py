@@ -515,7 +515,7 @@ def epoch_order(
 class Batches:
     "Shuffled mini-batches of a `Split` as pixels in [0, 1], served from memory."
 
-    chunk_images = 8192  # converted to float at a time (25 MB); batches slice them
+    chunk_images = 2048  # converted to float at a time (6 MB); batches slice them
 
     def __init__(
         self,
@@ -562,7 +562,9 @@ class Batches:
             generator = augment_generator(seed, self.epoch, rank, self.labels.device)
         for start in range(0, n, step):
             idx = order[start : min(start + step, n)]
-            images, labels = to_pixels(self.images[idx]), self.labels[idx]
+            # index_select, not self.images[idx]: the same rows, about 10x faster on the CPU
+            images = to_pixels(self.images.index_select(0, idx))
+            labels = self.labels.index_select(0, idx)
             if generator is not None:
                 images = random_affine(images, generator, **self.augment)
             for i in range(0, len(idx), self.bs):

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['ONEDNN_MIN_BATCH', 'MYCNN', 'ARCHITECTURES', 'PRETRAINED_DIR', 'NEEDED', 'MODEL_ARGS', 'conv_output_size',
-           'max_pool2x2', 'onednn_inference', 'TutorialCNN', 'Classifier', 'blocks_output_size', 'ConvBlock',
-           'BatchNormCNN', 'build_model', 'ModelFileError', 'atomic_write', 'write_pair', 'read_record', 'read_pair',
-           'save_model', 'read_model_info', 'load_model']
+           'max_pool2x2', 'onednn_inference', 'pads_channels', 'TutorialCNN', 'Classifier', 'blocks_output_size',
+           'ConvBlock', 'BatchNormCNN', 'build_model', 'ModelFileError', 'atomic_write', 'write_pair', 'read_record',
+           'read_pair', 'save_model', 'read_model_info', 'load_model']
 
 # %% ../nbs/01_model.ipynb #d73bb22d
 import hashlib
@@ -80,11 +80,25 @@ def onednn_inference(
     # sum non-finite, and such a batch takes torch's layout
     return bool(torch.isfinite(x.sum()))
 
+
+def pads_channels(
+    x: torch.Tensor,  # the batch about to enter `module`
+    module: nn.Module,  # a `TutorialCNN`
+) -> bool:
+    "Whether `module(x)` pads conv1's 6 filters to 8: on the CPU, in `channels_last`."
+    if x.device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        return False
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False  # exporters and compilers see the plain graph
+    return module.conv2.weight.stride(1) == 1  # channels innermost: channels_last
+
+
 # %% ../nbs/01_model.ipynb #4b9ea65f
 class TutorialCNN(nn.Module):
     "The tutorial's CNN: conv(1->6) pool conv(6->16) pool, 400 -> 120 -> 84 -> 10."
 
     onednn = True  # inference in oneDNN's layout where `onednn_inference` allows it
+    normalizes = True  # `forward` takes the normalisation, to fold into conv1 there
 
     def __init__(
         self,
@@ -105,18 +119,49 @@ class TutorialCNN(nn.Module):
         self.fc3 = nn.Linear(84, n_classes)
         self.to(memory_format=torch.channels_last)  # faster convolutions (below)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, 1, H, W) images
+        mean: float = 0.0,  # normalise first, as `normalize(x, mean, std)` ...
+        std: float = 1.0,  # ... (`Classifier` passes its own; 0 and 1: as they are)
+    ) -> torch.Tensor:
         if onednn_inference(x, self):  # the same maths in oneDNN's layout (below)
-            x = x.contiguous().to_mkldnn()
+            return self.classify(self.onednn_features(x, mean, std))
+        if (mean, std) != (0.0, 1.0):
+            x = normalize(x, mean, std)
+        w1, b1, w2 = self.conv1.weight, self.conv1.bias, self.conv2.weight
+        if pads_channels(x, self):  # CPU kernels in channels_last: 8 channels a vector
+            w1, b1, w2 = self.padded_weights()
         # pool, then ReLU: the tutorial's relu-then-pool, exactly, on a quarter of the
         # values (ReLU keeps order, so it commutes with a maximum; see below)
-        x = max_pool2x2(self.conv1(x)).relu_()  # (B, 6, 26, 26) -> (B, 6, 13, 13)
-        x = max_pool2x2(self.conv2(x)).relu_()  # (B, 16, 11, 11) -> (B, 16, 5, 5)
-        x = x.to_dense().flatten(1)  # (B, 400), in torch's own layout again
-        x = F.relu(self.fc1(x))  # (B, 120)
-        x = F.relu(self.fc2(x))  # (B, 84)
-        return self.fc3(x)  # (B, 10): logits, one score per class
+        x = max_pool2x2(F.conv2d(x, w1, b1)).relu_()  # (B, 6, 26, 26) -> (B, 6, 13, 13)
+        x = max_pool2x2(F.conv2d(x, w2, self.conv2.bias)).relu_()  # -> (B, 16, 5, 5)
+        return self.classify(x.flatten(1))  # (B, 400) -> (B, 10)
 
+    def padded_weights(self) -> tuple:
+        "conv1's weights and biases with zero filters up to a multiple of 8; conv2's to match."
+        # the extra maps are 0 (zero weights, zero bias) and meet zero weights in conv2:
+        # the same numbers, and gradients flow to the real filters alone
+        pad = -self.conv1.out_channels % 8
+        w1 = F.pad(self.conv1.weight, (0, 0, 0, 0, 0, 0, 0, pad))
+        b1 = F.pad(self.conv1.bias, (0, pad))
+        w2 = F.pad(self.conv2.weight, (0, 0, 0, 0, 0, pad))
+        return w1.contiguous(memory_format=torch.channels_last), b1, w2
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        "The dense layers: (B, 400) features -> (B, 10) logits, one score per class."
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+    def onednn_features(self, x: torch.Tensor, mean: float = 0.0, std: float = 1.0):
+        "`forward`'s convolutions and poolings in oneDNN's blocked layout: (B, 400) features."
+        # conv1 of (x - mean) / std is conv1 of x with weights w / std and biases
+        # b - mean * sum(w) / std: the normalisation folded in, where it costs nothing
+        w, b = self.conv1.weight, self.conv1.bias
+        w1, b1 = w / std, b - w.sum((1, 2, 3)) * (mean / std)
+        x = x.contiguous().to_mkldnn()
+        x = F.max_pool2d(F.conv2d(x, w1, b1), 2).relu_()  # (B, 6, 13, 13)
+        x = F.max_pool2d(self.conv2(x), 2).relu_()  # (B, 16, 5, 5)
+        return x.to_dense().flatten(1)  # in torch's own layout again
 
 MYCNN = TutorialCNN  # the tutorial's name for it
 
@@ -139,6 +184,8 @@ class Classifier(nn.Module):
         self.info = dict(info or {})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if getattr(self.net, "normalizes", False):  # it normalises, as it knows best
+            return self.net(x, self.mean, self.std)
         return self.net(normalize(x, self.mean, self.std))  # (B, n_classes) logits
 
 # %% ../nbs/01_model.ipynb #5e19cb10
