@@ -134,7 +134,7 @@ class TutorialCNN(nn.Module):
             w1, b1, w2 = self.padded_weights()
         # pool, then ReLU: the tutorial's relu-then-pool, exactly, on a quarter of the
         # values (ReLU keeps order, so it commutes with a maximum; see below)
-        x = max_pool2x2(F.conv2d(x, w1, b1)).relu_()  # (B, 6, 26, 26) -> (B, 6, 13, 13)
+        x = max_pool2x2(F.conv2d(x, w1, b1)).relu_()  # (B, 6|8, 26, 26) -> (B, 6|8, 13, 13)
         x = max_pool2x2(F.conv2d(x, w2, self.conv2.bias)).relu_()  # -> (B, 16, 5, 5)
         return self.classify(x.flatten(1))  # (B, 400) -> (B, 10)
 
