@@ -134,12 +134,12 @@ class TutorialCNN(nn.Module):
             w1, b1, w2 = self.padded_weights()
         # pool, then ReLU: the tutorial's relu-then-pool, exactly, on a quarter of the
         # values (ReLU keeps order, so it commutes with a maximum; see below)
-        x = max_pool2x2(F.conv2d(x, w1, b1)).relu_()  # (B, 6|8, 26, 26) -> (B, 6|8, 13, 13)
+        x = max_pool2x2(F.conv2d(x, w1, b1)).relu_()  # (B, 6|8, 26, 26) -> 13x13
         x = max_pool2x2(F.conv2d(x, w2, self.conv2.bias)).relu_()  # -> (B, 16, 5, 5)
         return self.classify(x.flatten(1))  # (B, 400) -> (B, 10)
 
     def padded_weights(self) -> tuple:
-        "conv1's weights and biases with zero filters up to a multiple of 8; conv2's to match."
+        "conv1's weights and biases with zero filters up to 8; conv2's to match."
         # the extra maps are 0 (zero weights, zero bias) and meet zero weights in conv2:
         # the same numbers, and gradients flow to the real filters alone
         pad = -self.conv1.out_channels % 8
@@ -153,7 +153,7 @@ class TutorialCNN(nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
     def onednn_features(self, x: torch.Tensor, mean: float = 0.0, std: float = 1.0):
-        "`forward`'s convolutions and poolings in oneDNN's blocked layout: (B, 400) features."
+        "`forward`'s convolutions and poolings in oneDNN's layout: (B, 400) features."
         # conv1 of (x - mean) / std is conv1 of x with weights w / std and biases
         # b - mean * sum(w) / std: the normalisation folded in, where it costs nothing
         w, b = self.conv1.weight, self.conv1.bias
