@@ -28,8 +28,8 @@ sync:  ## export the notebooks to the library, clean them, write README.md
 	nbdev_clean
 	$(PYTHON) tools/make_readme.py
 
-notebooks: install  ## re-run every notebook in place, so the docs show a real run (about 8 min), then sync
-	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb 00_data.ipynb 01_model.ipynb 02_training.ipynb 03_evaluation.ipynb 04_prediction.ipynb 05_serving.ipynb 06_cli.ipynb
+notebooks: install  ## re-run every notebook in place, so the docs show a real run (about 15 min), then sync
+	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb [0-9]*.ipynb
 	$(MAKE) sync
 
 bench: install  ## speed and accuracy against the tutorial's loop (results.md), mnist-predict's wall time (predict_results.md), the server under load (serve_results.md)

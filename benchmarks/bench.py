@@ -20,7 +20,7 @@ from torch import nn
 
 import mnist_nbdev.training
 from mnist_nbdev.data import load_mnist
-from mnist_nbdev.data import tutorial_loaders
+from mnist_nbdev.batches import tutorial_loaders
 from mnist_nbdev.evaluation import evaluate
 from mnist_nbdev.training import TrainConfig
 from mnist_nbdev.training import train

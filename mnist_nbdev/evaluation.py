@@ -18,14 +18,14 @@ from PIL import Image
 from PIL import ImageFilter
 from torch import nn
 
-from .data import Batches
+from .batches import Batches
 from .data import DataError
 from .data import Split
-from .data import affine_matrices
+from .batches import affine_matrices
 from .data import load_mnist
 from .data import show_digits
 from .data import to_pixels
-from .data import warp
+from .batches import warp
 
 # %% ../nbs/03_evaluation.ipynb #f114c46d
 @torch.inference_mode()
@@ -72,7 +72,7 @@ def confusion(
     counts = torch.bincount(labels * n_classes + preds, minlength=n_classes**2)
     return counts.view(n_classes, n_classes)
 
-
+# %% ../nbs/03_evaluation.ipynb #f1023914
 def evaluate(
     model: nn.Module,  # pixels in [0, 1] -> logits, as a `Classifier` is
     split: Split | None = None,  # None: the test split of `load_mnist(data_dir)`
@@ -269,7 +269,7 @@ def _stroke(digit: Image.Image, rng: np.random.Generator) -> Image.Image:
         return digit
     return digit.filter(ImageFilter.MaxFilter(3 if kind == "thick" else 5))
 
-
+# %% ../nbs/03_evaluation.ipynb #1149a5b8
 def person_like(
     image: np.ndarray,  # (28, 28) uint8, white digit on black, as MNIST stores it
     rng: np.random.Generator,  # draws every effect
@@ -294,7 +294,7 @@ def person_like(
     photo.save(buffer, "JPEG", quality=int(rng.integers(25, 90)))
     return np.asarray(Image.open(buffer).convert("RGB"))
 
-
+# %% ../nbs/03_evaluation.ipynb #364a34ef
 def person_like_photos(
     split: Split,  # digits to photograph, e.g. the test set
     n: int = 1000,  # how many photos

@@ -24,11 +24,11 @@ from mnist_nbdev.data import IDXError
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.data import parse_idx
 from mnist_nbdev.data import to_pixels
-from mnist_nbdev.model import PRETRAINED_DIR
+from mnist_nbdev.files import PRETRAINED_DIR
 from mnist_nbdev.model import Classifier
-from mnist_nbdev.model import ModelFileError
+from mnist_nbdev.files import ModelFileError
 from mnist_nbdev.model import TutorialCNN
-from mnist_nbdev.model import load_model
+from mnist_nbdev.files import load_model
 from mnist_nbdev.prediction import ImageError
 from mnist_nbdev.prediction import predict
 from mnist_nbdev.training import LOCK_FILE

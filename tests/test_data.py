@@ -12,7 +12,7 @@ import torch
 from conftest import idx_bytes
 from conftest import write_idx_dataset
 from mnist_nbdev.data import FILES
-from mnist_nbdev.data import Batches
+from mnist_nbdev.batches import Batches
 from mnist_nbdev.data import DataNotFoundError
 from mnist_nbdev.data import IDXError
 from mnist_nbdev.data import load_mnist

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnist_nbdev.cli import torchrun_command
-from mnist_nbdev.model import load_model
+from mnist_nbdev.files import load_model
 from test_training import wait_for_line
 
 # lr 5e-3, not the fast recipe's 1.5e-2: at that peak, with these batches of 64, the end of epoch 1 sits at the
@@ -77,14 +77,14 @@ def test_workers_end_gloo_threads_before_exit(tmp_path):
     args = ["--epochs", "1", "--train-subset", "2000", "--test-subset", "500", "--batch-size", "64",
             "--out", str(tmp_path / "m")]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-               "--max-restarts=0", str(worker), *args]
+               "--max-restarts=0", str(worker), str(tmp_path), *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
-    left = sorted(line for line in result.stdout.splitlines() if " threads " in line)
-    assert [line.split()[1] for line in left] == ["0", "1"], result.stdout
-    for line in left:
-        threads = line.split()[-1].split(",")
-        assert not [t for t in threads if "gloo" in t], line  # pt_gloo_runloop, gloo_tcp_loop
+    left = sorted(tmp_path.glob("rank*.threads"))
+    assert [p.name for p in left] == ["rank0.threads", "rank1.threads"], result.stdout
+    for path in left:
+        threads = path.read_text().split(",")
+        assert not [t for t in threads if "gloo" in t], (path.name, threads)  # pt_gloo_runloop, ...
 
 
 def test_mnist_train_nproc_and_resume(tmp_path):

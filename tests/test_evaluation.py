@@ -7,7 +7,7 @@ import pytest
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.evaluation import evaluate
 from mnist_nbdev.evaluation import format_report
-from mnist_nbdev.model import load_model
+from mnist_nbdev.files import load_model
 
 
 def test_evaluate_agrees_with_model_json(mnist_dir):

@@ -10,10 +10,11 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFilter
 
+from mnist_nbdev.cli import _processes_pay
+from mnist_nbdev.cli import predict_files
 from mnist_nbdev.data import load_mnist
-from mnist_nbdev.model import load_model
+from mnist_nbdev.files import load_model
 from mnist_nbdev.prediction import ImageError
-from mnist_nbdev.prediction import _processes_pay
 from mnist_nbdev.prediction import as_photo
 from mnist_nbdev.prediction import predict
 
@@ -169,8 +170,9 @@ def test_many_files_on_threads_read_as_one_at_a_time(model, person_files, tmp_pa
 
 FRESH = """
 import json, os, sys
+import mnist_nbdev.cli as C
 import mnist_nbdev.prediction as P
-files, parent, real = sys.argv[2:], os.getpid(), P._prepare
+files, parent, real = sys.argv[2:], os.getpid(), P.prepare
 
 def dies_in_a_worker(item, many):
     if os.getpid() != parent and item == files[5]:
@@ -178,14 +180,14 @@ def dies_in_a_worker(item, many):
     return real(item, many)
 
 if sys.argv[1] == "crash":
-    P._prepare = dies_in_a_worker
-print(P._processes_pay(files, 2))
-print(json.dumps([r.to_dict() for r in P.predict(files, workers=2)]))
+    P.prepare = dies_in_a_worker
+print(C._processes_pay(files, 2))
+print(json.dumps([r.to_dict() for r in C.predict_files(files, workers=2)]))
 """
 
 
 def fresh_predict(files: list, mode: str = "plain") -> tuple:
-    "`predict` on `files` in a fresh Python, which has not loaded torch: processes pay?, results."
+    "`predict_files` (mnist-predict's reader) in a fresh Python, without torch: processes pay?, results."
     out = subprocess.run([sys.executable, "-c", FRESH, mode, *map(str, files)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -200,7 +202,7 @@ def test_many_files_in_a_fresh_process_are_prepared_by_worker_processes(person_f
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     mixed = [*paths[:20], broken, *paths[20:40]]
     pays, on_processes = fresh_predict(mixed)
-    on_threads = [r.to_dict() for r in predict(mixed, workers=2)]  # torch is loaded here
+    on_threads = [r.to_dict() for r in predict_files(mixed, workers=2)]  # torch is loaded here: threads
     assert pays and not _processes_pay(mixed, 2)
     assert [r["path"] for r in on_processes] == [str(p) for p in mixed]
     assert [r.get("label") for r in on_processes] == [r.get("label") for r in on_threads]

@@ -1,8 +1,8 @@
 """The prediction API and the ONNX export: every answer of the API in-process (FastAPI's
-TestClient), the ONNX file against torch on all 10,000 test images, and a real server
-driven by headless Chromium: draw a 7 on the page's canvas and read it back. Needs the
-[serve] and [export] extras, selenium, and Debian's chromium and chromium-driver
-(`make browser`)."""
+TestClient), the draw page's files as the package ships them, the ONNX file against
+torch on all 10,000 test images, and a real server driven by headless Chromium: draw a 7
+on the page's canvas and read it back. Needs the [serve] and [export] extras, selenium,
+and Debian's chromium and chromium-driver (`make browser`)."""
 
 import io
 import json
@@ -25,16 +25,19 @@ from PIL import ImageDraw
 
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.data import to_pixels
-from mnist_nbdev.model import load_model
+from mnist_nbdev.export import export_onnx
+from mnist_nbdev.export import onnx_parity
+from mnist_nbdev.files import load_model
 from mnist_nbdev.prediction import as_photo
 from mnist_nbdev.prediction import open_image
 from mnist_nbdev.prediction import predict
 from mnist_nbdev.serving import MAX_BODY
 from mnist_nbdev.serving import MAX_FILES
 from mnist_nbdev.serving import NO_FILES
-from mnist_nbdev.serving import export_onnx
+from mnist_nbdev.serving import PAGE_FILES
+from mnist_nbdev.serving import PAGE_HEADERS
 from mnist_nbdev.serving import make_app
-from mnist_nbdev.serving import onnx_parity
+from mnist_nbdev.serving import static_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "nbs" / "images" / "serving.png"
@@ -296,6 +299,28 @@ def test_health_page_and_no_cdn_docs(client, model):
     assert "/predict" in client.get("/openapi.json").json()["paths"]
 
 
+def test_page_files_are_packaged_and_served_as_they_are(client):
+    static = ROOT / "mnist_nbdev" / "static"
+    names = sorted(name for name, _ in PAGE_FILES.values())
+    assert sorted(p.name for p in static.iterdir()) == names
+    for address, (name, media_type) in PAGE_FILES.items():
+        reply = client.get(address)
+        assert reply.status_code == 200, address
+        assert reply.text == static_file(name) == (static / name).read_text()
+        assert reply.headers["content-type"].startswith(media_type)
+        for header, value in PAGE_HEADERS.items():
+            assert reply.headers[header] == value
+        assert "://" not in reply.text  # nothing loaded from elsewhere
+    html = static_file("draw.html")
+    assert 'href="draw.css"' in html and 'src="draw.js"' in html
+    assert html.count("<script") == 1 and "<style" not in html  # no inline code: CSP
+    assert "default-src 'self'" in PAGE_HEADERS["Content-Security-Policy"]
+    # shipped in the wheel and the sdist
+    assert '"static/*"' in (ROOT / "setup.py").read_text()
+    manifest = (ROOT / "MANIFEST.in").read_text()
+    assert "recursive-include mnist_nbdev/static *" in manifest
+
+
 def test_concurrent_requests_in_process(client):
     "Many threads at once on the one shared model: every answer right."
     answers = [None] * 16
@@ -326,13 +351,14 @@ def test_import_works_without_the_extras_and_says_which_to_install(tmp_path):
                 if name.split(".")[0] in BLOCKED:
                     raise ImportError(f"No module named {name!r}")
         sys.meta_path.insert(0, Block())
+        import mnist_nbdev.export as export
         import mnist_nbdev.serving as serving
-        from mnist_nbdev.model import load_model
+        from mnist_nbdev.files import load_model
         for f in (lambda: serving.make_app(), lambda: serving.serve(port=1),
-                  lambda: serving.export_onnx(load_model(), "m.onnx")):
+                  lambda: export.export_onnx(load_model(), "m.onnx")):
             try:
                 f()
-            except serving.MissingExtra as e:
+            except export.MissingExtra as e:
                 print(e)
     """)
     out = run_python(script, tmp_path)

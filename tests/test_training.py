@@ -13,8 +13,8 @@ import torch
 
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.data import to_pixels
-from mnist_nbdev.model import ModelFileError
-from mnist_nbdev.model import load_model
+from mnist_nbdev.files import ModelFileError
+from mnist_nbdev.files import load_model
 from mnist_nbdev.training import Runtime
 from mnist_nbdev.training import TrainConfig
 from mnist_nbdev.training import train

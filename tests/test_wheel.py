@@ -68,8 +68,9 @@ def venv(tmp_path_factory, wheel) -> Path:
 def test_wheel_installs_with_its_pretrained_model(wheel, venv, tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    for name in ("model.safetensors", "model.json"):
-        name = f"mnist_nbdev/pretrained/{name}"
+    packaged = [f"mnist_nbdev/pretrained/{name}" for name in ("model.safetensors", "model.json")]
+    packaged += [f"mnist_nbdev/static/{name}" for name in ("draw.html", "draw.css", "draw.js")]
+    for name in packaged:  # the packaged model, and the draw page that mnist-serve serves
         assert name in names, f"{name} is not in {wheel.name}: {names}"
     code = "import mnist_nbdev; print(mnist_nbdev.__file__)"
     where = Path(run([venv / "bin" / "python", "-c", code], 60, cwd=tmp_path).strip())
