@@ -17,11 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-try:
-    import fcntl  # file locks, on Linux and macOS
-except ImportError:  # Windows: no lock; one run at a time is then up to the user
-    fcntl = None
-
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -103,6 +98,12 @@ def _stale_temporaries(folder: Path) -> list:
     names = [f"{stem}.{ext}" for stem in ("model", "checkpoint")
              for ext in ("json", "safetensors")]
     return [p for name in names for p in folder.glob(f".{name}.*.tmp") if p.is_file()]
+
+# %% ../nbs/02d_training.ipynb #9f722f49
+try:
+    import fcntl  # file locks, on Linux and macOS
+except ImportError:  # Windows: no lock; one run at a time is then up to the user
+    fcntl = None
 
 # %% ../nbs/02d_training.ipynb #4757808b
 @contextmanager
