@@ -7,18 +7,24 @@ ifneq ($(wildcard ../shared/data/MNIST/raw),)
 export MNIST_NBDEV_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install train test nbtest pytest sync notebooks readme bench docs browser pretrained clean
+.PHONY: install hooks train test nbtest slow pytest sync notebooks readme bench docs preview browser pretrained clean
 
 install:  ## the package in editable mode, with the tools to develop and test it
 	$(PIP) install -q -e ".[dev]"
 
+hooks: install  ## nbdev's git hooks and notebook merge driver (.gitconfig, .gitattributes), as nbdev_install_hooks sets them up
+	nbdev_install_hooks
+
 train: install  ## train the default recipe on MNIST and report its test accuracy
 	mnist-train --out mnist_model
 
-test: install browser nbtest docs pytest  ## every test: the notebooks, then tests/ (which checks the built site in a browser)
+test: install browser slow docs pytest  ## every test: the notebooks with their slow cells, then tests/ (which checks the built site in a browser)
 
-nbtest:
+nbtest:  ## the notebooks as tests, quickly: the cells flagged slow (full training runs) skipped
 	nbdev_test --n_workers 2 --timing
+
+slow:  ## the notebooks as tests with the cells flagged slow too (the full tutorial and accurate runs)
+	nbdev_test --n_workers 2 --timing --flags slow
 
 pytest:
 	$(PYTHON) -m pytest -q tests
@@ -36,12 +42,16 @@ bench: install  ## speed and accuracy against the tutorial's loop (results.md), 
 	$(PYTHON) benchmarks/bench.py; s1=$$?; $(PYTHON) benchmarks/predict_bench.py; s2=$$?; \
 	  $(PYTHON) benchmarks/serve_load.py && [ $$s1 = 0 ] && [ $$s2 = 0 ]
 
-pretrained: install  ## rebuild the model that ships inside the package
+pretrained: install  ## rebuild the model that ships inside the package, with its model card
 	mnist-train --recipe accurate --seed 0 --threads 2 --out mnist_nbdev/pretrained
 	rm -f mnist_nbdev/pretrained/checkpoint.* mnist_nbdev/pretrained/.mnist-train.lock
+	mnist-evaluate --model mnist_nbdev/pretrained --card  # the model card's per-class figures
 
 docs: install  ## the docs site in _docs/: nbdev's processing, then Quarto if on PATH, else smalldocs
 	$(PYTHON) tools/docs.py
+
+preview:  ## serve the built site (make docs first) on http://127.0.0.1:8000, this machine only
+	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory _docs
 
 browser:  ## Debian's chromium and chromium-driver, for the docs test in a real browser
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

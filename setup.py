@@ -31,6 +31,7 @@ project_urls = {"Documentation": f"{cfg['doc_host']}{cfg['doc_baseurl']}"}
 setuptools.setup(
     name=cfg["lib_name"],
     license=lic[0],
+    license_files=["LICENSE"],
     classifiers=[
         "Development Status :: " + statuses[int(cfg["status"])],
         "Intended Audience :: " + cfg["audience"].title(),

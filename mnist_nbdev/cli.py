@@ -235,14 +235,21 @@ def evaluate_main(
     p = _parser("mnist-evaluate", "Evaluate a trained model on the MNIST test set.")
     p.add_argument("--data", help="folder holding MNIST (default: $MNIST_NBDEV_DATA)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--card", action="store_true",
+                   help="also write the per-class figures into the model's README.md card")
     args = p.parse_args(argv)
 
     def body():
         from mnist_nbdev.evaluation import evaluate, format_report
+        from mnist_nbdev.files import PRETRAINED_DIR, write_card
 
         report = evaluate(_load(args.model), data_dir=args.data)
         text = json.dumps(report, indent=2, allow_nan=False) if args.json else None
         print(text or format_report(report))
+        folder = args.model or PRETRAINED_DIR
+        if args.card and write_card(folder, report) is None:
+            raise CommandError(f"{folder}: its README.md is not a model card written by "
+                               "mnist_nbdev; left as it is")
 
     return run_command("mnist-evaluate", body)
 

@@ -45,7 +45,7 @@ def test_two_processes_match_one(tmp_path, single):
     digests = info["rank_weights_sha256"]
     assert len(digests) == 2 and digests[0] == digests[1]  # both ranks end with identical weights
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not the lock
-    assert files == ["checkpoint.json", "checkpoint.safetensors", "model.json", "model.safetensors"]
+    assert files == ["README.md", "checkpoint.json", "checkpoint.safetensors", "model.json", "model.safetensors"]
 
     # Each global batch holds the same 64 images as in one process; only the order of float additions
     # differs (two partial gradients averaged instead of one sum), which over 188 steps moves the weights

@@ -89,10 +89,11 @@ def test_every_page_in_the_sidebar_in_notebook_order(browser, server):
     assert order == PAGES, names
 
 
+@pytest.mark.parametrize("width", [1280, 1366, 1440])
 @pytest.mark.parametrize("page", PAGES)
-def test_code_fits_the_column_on_a_laptop_screen(browser, server, page):
-    "Notebook code is written to 88 columns; at 1440 pixels wide no code cell scrolls sideways."
-    browser.set_window_size(1440, 1000)
+def test_code_fits_the_column_on_a_laptop_screen(browser, server, page, width):
+    "Notebook code is written to 88 columns; on a laptop's screen no code cell scrolls sideways."
+    browser.set_window_size(width, 1000)
     try:
         browser.get(server + page)
         wide = browser.execute_script(
@@ -102,7 +103,19 @@ def test_code_fits_the_column_on_a_laptop_screen(browser, server, page):
         )
     finally:
         browser.set_window_size(1280, 1600)
-    assert not wide, f"{page}: code that scrolls sideways: {wide}"
+    assert not wide, f"{page} at {width} px: code that scrolls sideways: {wide}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_phone_scrolls_the_page_only_downwards(browser, server, page):
+    "At a phone's width (390 px) the page itself never scrolls sideways; a code block may, inside itself."
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(server + page)
+        over = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    finally:
+        browser.set_window_size(1280, 1600)
+    assert over <= 1, f"{page}: {over} px wider than a phone's screen"
 
 
 @pytest.mark.parametrize("page", PAGES)

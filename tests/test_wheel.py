@@ -72,6 +72,8 @@ def test_wheel_installs_with_its_pretrained_model(wheel, venv, tmp_path):
     packaged += [f"mnist_nbdev/static/{name}" for name in ("draw.html", "draw.css", "draw.js")]
     for name in packaged:  # the packaged model, and the draw page that mnist-serve serves
         assert name in names, f"{name} is not in {wheel.name}: {names}"
+    licence = [n for n in names if ".dist-info/" in n and n.endswith("LICENSE")]
+    assert licence, f"no LICENSE in {wheel.name}'s metadata: {names}"
     code = "import mnist_nbdev; print(mnist_nbdev.__file__)"
     where = Path(run([venv / "bin" / "python", "-c", code], 60, cwd=tmp_path).strip())
     assert where.is_relative_to(venv), f"mnist_nbdev imported from {where}, not {venv}"

@@ -19,6 +19,18 @@ from nbclient import NotebookClient
 SKIP = re.compile(r"^#\|\s*eval:\s*false\s*$", re.MULTILINE)
 
 
+def drop_widgets(nb) -> int:
+    "Remove widget outputs (tqdm's progress bars): saved, they show a frozen '0%' forever."
+    dropped = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            kept = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+            dropped += len(cell.outputs) - len(kept)
+            cell.outputs = kept
+    nb.metadata.pop("widgets", None)
+    return dropped
+
+
 def run(path: Path, timeout: int) -> None:
     # The kernel inherits this environment; MPLBACKEND=Agg (as .ci/run sets it) would replace
     # Jupyter's inline backend, and the saved pages would have no plots.
@@ -33,6 +45,7 @@ def run(path: Path, timeout: int) -> None:
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     for i, source in skipped.items():
         nb.cells[i].source, nb.cells[i].outputs, nb.cells[i].execution_count = source, [], None
+    drop_widgets(nb)
     nbformat.write(nb, path)
     print(f"{path}: ran in {time.perf_counter() - t0:.0f} s, skipped {len(skipped)} eval: false cell(s)")
 
