@@ -20,7 +20,8 @@ from .export import require_extra
 from .files import load_model
 from .prediction import ImageError
 from .prediction import open_image
-from .prediction import predict_images
+from .prediction import mnist_image
+from .prediction import read_prepared
 from .prediction import to_gray
 
 _log = logging.getLogger(__name__)
@@ -33,14 +34,16 @@ def read_upload(
 ) -> dict:
     "What `/predict` answers for one uploaded file: its reading, or why it has none."
     try:
-        (p,) = predict_images(model, [to_gray(open_image(data, name=name))])
+        seen = mnist_image(to_gray(open_image(data, name=name)))  # 28x28, or None
+        (p,) = read_prepared(model, [seen])
     except ImageError as e:
         return {"name": name, "error": str(e)}
     except Exception as e:  # an input no check foresaw: its error, not a failed request
         _log.exception("reading %r failed", name)
         return {"name": name, "error": f"{name}: cannot be read ({type(e).__name__})"}
     return {"name": name, "label": p.label, "confidence": p.confidence,
-            "probabilities": p.probabilities}
+            "probabilities": p.probabilities,  # and the 28x28 image the model read
+            "image": None if seen is None else seen.tolist()}
 
 # %% ../nbs/05a_serving.ipynb #10c529ad
 MAX_BODY = 10 * 1024 * 1024  # bytes in one request: a few phone photos

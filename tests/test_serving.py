@@ -29,8 +29,10 @@ from mnist_nbdev.export import export_onnx
 from mnist_nbdev.export import onnx_parity
 from mnist_nbdev.files import load_model
 from mnist_nbdev.prediction import as_photo
+from mnist_nbdev.prediction import mnist_image
 from mnist_nbdev.prediction import open_image
 from mnist_nbdev.prediction import predict
+from mnist_nbdev.prediction import to_gray
 from mnist_nbdev.serving import MAX_BODY
 from mnist_nbdev.serving import MAX_FILES
 from mnist_nbdev.serving import NO_FILES
@@ -96,7 +98,8 @@ def test_one_drawing(client):
     reply = client.post("/predict", files=[upload("seven.png", SEVEN)])
     assert reply.status_code == 200
     (answer,) = reply.json()
-    assert list(answer) == ["name", "label", "confidence", "probabilities"]
+    assert list(answer) == ["name", "label", "confidence", "probabilities", "image"]
+    assert len(answer["image"]) == 28 and {len(row) for row in answer["image"]} == {28}
     assert (answer["name"], answer["label"]) == ("seven.png", 7)
     assert len(answer["probabilities"]) == 10
     assert abs(sum(answer["probabilities"]) - 1) < 1e-5
@@ -128,6 +131,7 @@ def test_many_files_in_order_with_broken_ones_answered_alone(client):
         "label": None,
         "confidence": None,
         "probabilities": None,
+        "image": None,
     }  # read, but no digit in it
     assert answers[5]["error"].startswith("cut.png: ")
 
@@ -146,7 +150,8 @@ def test_answers_agree_with_predict_on_the_same_bytes(client, model):
     answers = client.post("/predict", files=files).json()
     for (_, (name, data, _)), answer in zip(files, answers):
         expected = predict(open_image(data, name=name), model).to_dict()
-        assert answer == {"name": name, **expected}
+        read = mnist_image(to_gray(open_image(data, name=name)))  # what the model read
+        assert answer == {"name": name, **expected, "image": read.tolist()}
     labels = [a["label"] for a in answers[2:]]
     assert labels == test.labels[:8].tolist()
 
@@ -548,6 +553,12 @@ def test_draw_a_seven_in_the_browser(server, browser):
         ".map(f => f.getBoundingClientRect().width)"
     )
     assert len(widths) == 10 and max(widths) == widths[7] > 0
+    ink = browser.execute_script(  # the 28x28 image the model read, shown beside the drawing
+        "const d = document.getElementById('seen').getContext('2d')"
+        ".getImageData(0, 0, 28, 28).data;"
+        "return d.filter((v, i) => i % 4 === 0 && v > 127).length;"
+    )
+    assert 20 < ink < 28 * 28 / 2, ink  # a white stroke on black, as MNIST's
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
     if os.environ.get("SAVE_SCREENSHOT") == "1":
@@ -576,3 +587,21 @@ def test_upload_a_photo_in_the_browser(server, browser, tmp_path):
     assert shown.text.strip() == str(int(test.labels[0]))
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_the_draw_page_fits_a_phone(server, browser):
+    "At a phone's size the whole page, drawing box and ten bars, is on one screen: no scrolling."
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(server + "/")
+        over = browser.execute_script(
+            "const e = document.documentElement;"
+            "return [e.scrollWidth - innerWidth, e.scrollHeight - innerHeight];"
+        )
+        assert over[0] <= 1 and over[1] <= 1, f"{over} px wider and taller than the screen"
+        for name in ("how", "pad", "seen", "meaning"):
+            assert browser.find_element(By.ID, name).is_displayed(), name
+    finally:
+        browser.set_window_size(900, 640)

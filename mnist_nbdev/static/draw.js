@@ -7,6 +7,7 @@ const pen = pad.getContext("2d");
 const shown = document.getElementById("prediction");
 const sure = document.getElementById("confidence");
 const note = document.getElementById("status");
+const seen = document.getElementById("seen").getContext("2d");
 const bars = [];
 for (let digit = 0; digit < 10; digit++) {
   const row = document.createElement("div");
@@ -22,12 +23,25 @@ function show(answer) {
   sure.textContent = found ? `${(100 * answer.confidence).toFixed(1)}% sure`
     : (answer.label === null ? "no digit found" : "");
   note.textContent = answer.error || "";
+  showSeen(answer.image);
   bars.forEach((row, digit) => {
     const p = answer.probabilities ? answer.probabilities[digit] : 0;
     row.querySelector(".fill").style.width = `${100 * p}%`;
     row.lastChild.textContent = answer.probabilities ? `${(100 * p).toFixed(1)}%` : "";
   });
 }
+
+// The 28x28 image the model read (white digit on black, as MNIST's), one byte a pixel.
+function showSeen(image) {
+  const pixels = seen.createImageData(28, 28);
+  (image || []).flat().forEach((value, i) => {
+    pixels.data.set([value, value, value, 255], 4 * i);
+  });
+  if (!image) pixels.data.fill(0);
+  for (let i = 3; i < pixels.data.length; i += 4) pixels.data[i] = 255;
+  seen.putImageData(pixels, 0, 0);
+}
+showSeen(null);
 
 // Drawing: a line from each pointer position to the next, with round ends and
 // joins, so that a quick stroke is as smooth as a slow one.
