@@ -16,9 +16,9 @@ SITE = ROOT / "_docs"
 SHOTS = SITE / "screenshots"
 PAGES = ["index.html", "data.html", "batches.html", "model.html", "fast_cnn.html", "files.html",
          "loop.html", "speed.html", "checkpoints.html", "distributed.html", "training.html",
-         "evaluation.html", "prediction.html", "export.html", "serving.html", "cli.html"]
+         "evaluation.html", "prediction.html", "export.html", "serving.html", "cli.html", "draw.html"]
 NO_FIGURE = ("model.html", "fast_cnn.html", "files.html", "speed.html", "checkpoints.html",
-             "distributed.html", "export.html", "cli.html")  # pages of code and tables only
+             "distributed.html", "export.html", "cli.html", "draw.html")  # pages without a figure
 API = {  # a module page and the functions its API reference must show, each with its docments
     "data.html": ["load_mnist", "read_idx", "find_files", "normalize"],
     "batches.html": ["epoch_order", "Batches", "tutorial_loaders", "random_affine"],
@@ -156,3 +156,91 @@ def test_page_renders_cleanly(browser, server, page):
             assert f'id="{target.fragment}"' in linked.read_text(), f"{page}: link {href} has no target"
     SHOTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(SHOTS / page.replace(".html", ".png")))
+
+
+# Digits drawn on the docs' draw page: polylines in the 280x280 canvas's pixels, of different shapes,
+# sizes and places (a stroke a list of points).
+DRAWINGS = {
+    "0": [[(140, 40), (90, 80), (80, 150), (100, 220), (140, 240), (185, 215), (200, 150), (185, 75),
+           (140, 40)]],
+    "1": [[(150, 40), (150, 240)]],
+    "1 small, left": [[(70, 120), (90, 100), (90, 200)]],
+    "2": [[(85, 90), (120, 50), (175, 55), (190, 100), (160, 150), (90, 230), (200, 230)]],
+    "3": [[(90, 60), (180, 60), (130, 130), (185, 170), (170, 225), (95, 230)]],
+    "4": [[(160, 240), (160, 40), (80, 170), (210, 170)]],
+    "5": [[(190, 50), (100, 50), (95, 130), (160, 120), (190, 170), (160, 230), (90, 225)]],
+    "6": [[(180, 50), (110, 110), (90, 190), (130, 235), (180, 205), (170, 150), (100, 160)]],
+    "7": [[(80, 50), (200, 50), (120, 240)]],
+    "7 low, right": [[(150, 150), (240, 150), (185, 270)]],
+    "8": [[(170, 60), (140, 40), (100, 65), (120, 120), (175, 170), (160, 230), (105, 225), (100, 170),
+           (170, 120), (175, 80), (170, 60)]],
+    "9": [[(180, 90), (140, 50), (100, 80), (110, 130), (175, 120), (180, 90), (175, 240)]],
+}
+
+
+def test_the_docs_draw_page_reads_what_predict_reads(browser, server):
+    """The docs' draw page reads each drawing in the browser (onnxruntime-web) as `predict` reads the same
+    canvas image, shows that reading, loads nothing from another host and logs no error."""
+    import base64
+    import io
+
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from mnist_nbdev.files import load_model
+    import numpy as np
+
+    from mnist_nbdev.prediction import mnist_image
+    from mnist_nbdev.prediction import predict
+    from mnist_nbdev.prediction import to_gray
+
+    model = load_model()
+    browser.get(server + "draw/index.html")
+    pad, shown = browser.find_element(By.ID, "pad"), browser.find_element(By.ID, "prediction")
+    read = ("const done = arguments[0]; document.getElementById('pad').toBlob(async png => {"
+            " const a = await window.readDigit(png);"
+            " done([a.label, a.image, document.getElementById('pad').toDataURL('image/png')]); });")
+    readings = {}
+    for name, strokes in DRAWINGS.items():
+        browser.find_element(By.ID, "clear").click()
+        for stroke in strokes:  # offsets from the canvas's centre; the canvas is 280 CSS px here
+            (x0, y0), rest = stroke[0], stroke[1:]
+            chain = ActionChains(browser).move_to_element_with_offset(pad, x0 - 140, y0 - 140)
+            chain = chain.click_and_hold()
+            for (xa, ya), (xb, yb) in zip(stroke, rest):
+                chain = chain.move_by_offset(xb - xa, yb - ya)
+            chain.release().perform()
+        label, image, url = browser.execute_async_script(read)
+        picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        expected = predict(picture, model).label
+        prepared = mnist_image(to_gray(picture)).astype(int)  # what predict's model reads
+        differ = np.abs(np.array(image) - prepared)
+        # the same preparation: each pixel within a few grey levels (area averaging rounds its own way)
+        assert differ.mean() < 2 and differ.max() <= 32, (name, differ.mean(), differ.max())
+        readings[name] = (label, expected)
+        assert label == expected, f"{name}: the page read {label}, predict reads {expected}"
+        want = "?" if label is None else str(label)
+        WebDriverWait(browser, 30).until(lambda _: shown.text.strip() == want)
+    right = [name for name, (label, _) in readings.items() if name[0] == str(label)]
+    assert len(right) >= 10, readings  # and the drawings read as the digits they are
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    hosts = browser.execute_script(
+        "return [...new Set(performance.getEntriesByType('resource').map(r => new URL(r.name).host))]")
+    assert hosts == [urlsplit(server).netloc], hosts  # nothing left this machine
+
+
+def test_the_docs_draw_page_fits_a_phone(browser, server):
+    "At a phone's size the docs' draw page is on one screen: drawing never scrolls it."
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(server + "draw/index.html")
+        over = browser.execute_script(
+            "const e = document.documentElement;"
+            "return [e.scrollWidth - innerWidth, e.scrollHeight - innerHeight];"
+        )
+    finally:
+        browser.set_window_size(1280, 1600)
+    assert over[0] <= 1 and over[1] <= 1, f"{over} px wider and taller than the screen"

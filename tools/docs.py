@@ -37,6 +37,35 @@ def name_pages_like_quarto(proc: Path) -> None:
     sidebar.write_text(text)
 
 
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+
+
+def build_draw_page(out: Path) -> None:
+    """The draw-a-digit page of the docs site, in out/draw/: mnist-serve's page (mnist_nbdev/static/) with
+    a second back end, web/onnx-backend.js, that reads the digit in the browser with onnxruntime-web (npm,
+    pinned in web/package.json) and the packaged model exported to ONNX. Nothing is committed or fetched at
+    view time: the runtime and the model are made here."""
+    from mnist_nbdev.export import export_onnx
+    from mnist_nbdev.files import load_model
+
+    root, draw = Path(__file__).resolve().parents[1], out / "draw"
+    web, static = root / "web", root / "mnist_nbdev" / "static"
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("npm is needed for the docs' draw page (Debian: apt-get install npm)")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=web, check=True)
+    draw.mkdir(parents=True, exist_ok=True)
+    for name in ORT_FILES:
+        shutil.copy(web / "node_modules" / "onnxruntime-web" / "dist" / name, draw / name)
+    shutil.copy(web / "onnx-backend.js", draw / "onnx-backend.js")
+    for name in ("draw.css", "draw.js"):
+        shutil.copy(static / name, draw / name)
+    page = (static / "draw.html").read_text()
+    scripts = '<script src="ort.wasm.min.js"></script>\n<script src="onnx-backend.js"></script>\n'
+    (draw / "index.html").write_text(page.replace('<script src="draw.js">', scripts + '<script src="draw.js">'))
+    export_onnx(load_model(), draw / "model.onnx")
+
+
 def main() -> int:
     cfg = get_config()
     refresh_quarto_yml()  # writes nbs/nbdev.yml; keeps our _quarto.yml
@@ -52,6 +81,7 @@ def main() -> int:
         subprocess.run(["smalldocs", "render", "--quiet", str(proc)], check=True)
     shutil.rmtree(out, ignore_errors=True)
     shutil.move(str(built), str(out))
+    build_draw_page(out)
     # nbdev writes its links from names to reference entries as absolute URLs of the published site;
     # make them relative, so that the site works wherever it is served, this machine included.
     published = f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip("/") + "/"
