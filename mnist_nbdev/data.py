@@ -435,7 +435,7 @@ def show_digits(
     images: torch.Tensor,  # (N, H, W) or (N, 1, H, W), uint8 or float
     titles: list | None = None,  # one caption per image
     ncols: int = 10,  # images per row
-    size: float = 1.2,  # inches per image
+    size: float = 0.8,  # inches per image: ten a row fit a docs page
 ):
     "Plot images in a grid with captions; returns the matplotlib figure."
     import matplotlib.pyplot as plt

@@ -194,7 +194,7 @@ def plot_mistakes(
     idx = confident_mistakes(probs, split.labels, k)
     conf, preds = probs.max(1)
     titles = [f"{int(split.labels[i])} → {int(preds[i])} ({conf[i]:.0%})" for i in idx]
-    return show_digits(split.images[idx], titles, ncols=10, size=1.3)
+    return show_digits(split.images[idx], titles, ncols=5, size=1.3)  # fits the page
 
 # %% ../nbs/03_evaluation.ipynb #c20dc05d
 DISTORTIONS = {  # the set amounts `robustness` measures, by kind
@@ -246,7 +246,7 @@ def plot_robustness(
     kinds = list(dict.fromkeys(r["distortion"] for r in rows))
     names = [k for k in rows[0] if k not in ("distortion", "amount")]
     units = {"rotate": "degrees", "shift": "pixels", "scale": "factor"}
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.6 * len(kinds), 3.2),
+    fig, axes = plt.subplots(1, len(kinds), figsize=(2.6 * len(kinds), 2.8),
                              squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         mine = [r for r in rows if r["distortion"] == kind]

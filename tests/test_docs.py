@@ -107,6 +107,22 @@ def test_code_fits_the_column_on_a_laptop_screen(browser, server, page, width):
 
 
 @pytest.mark.parametrize("page", PAGES)
+def test_figures_stay_readable_on_a_laptop_screen(browser, server, page):
+    "At 1280 px no figure is shrunk below three quarters of its size, where its captions stop reading."
+    browser.set_window_size(1280, 1000)
+    try:
+        browser.get(server + page)
+        shrunk = browser.execute_script(
+            "return [...document.querySelectorAll('main img')].filter(i => i.complete)"
+            ".map(i => [i.getBoundingClientRect().width / i.naturalWidth, i.alt || i.src.slice(-40)])"
+            ".filter(([scale]) => scale < 0.75)"
+        )
+    finally:
+        browser.set_window_size(1280, 1600)
+    assert not shrunk, f"{page}: figures shown too small: {shrunk}"
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_a_phone_scrolls_the_page_only_downwards(browser, server, page):
     "At a phone's width (390 px) the page itself never scrolls sideways; a code block may, inside itself."
     browser.set_window_size(390, 844)
