@@ -89,49 +89,46 @@ def test_every_page_in_the_sidebar_in_notebook_order(browser, server):
     assert order == PAGES, names
 
 
+def looked_at(browser, url: str, width: int, height: int, script: str):
+    "What `script` returns on the page at `url` in a window of `width` x `height`."
+    browser.set_window_size(width, height)
+    try:
+        browser.get(url)
+        return browser.execute_script(script)
+    finally:
+        browser.set_window_size(1280, 1600)
+
+
+WIDE_CODE = ("return [...document.querySelectorAll('main div.sourceCode pre')]"
+             ".filter(p => !p.closest('.cell-output') && p.scrollWidth > p.clientWidth + 1)"
+             ".map(p => p.textContent.split('\\n')[0])")
+SHRUNK_FIGURES = ("return [...document.querySelectorAll('main img')].filter(i => i.complete)"
+                  ".map(i => [i.getBoundingClientRect().width / i.naturalWidth, i.src.slice(-40)])"
+                  ".filter(([scale]) => scale < 0.75)")
+OVERFLOW = ("const e = document.documentElement;"  # [sideways, downwards] past the window
+            "return [e.scrollWidth - innerWidth, e.scrollHeight - innerHeight];")
+
+
 @pytest.mark.parametrize("width", [1280, 1366, 1440])
 @pytest.mark.parametrize("page", PAGES)
 def test_code_fits_the_column_on_a_laptop_screen(browser, server, page, width):
     "Notebook code is written to 88 columns; on a laptop's screen no code cell scrolls sideways."
-    browser.set_window_size(width, 1000)
-    try:
-        browser.get(server + page)
-        wide = browser.execute_script(
-            "return [...document.querySelectorAll('main div.sourceCode pre')]"
-            ".filter(p => !p.closest('.cell-output') && p.scrollWidth > p.clientWidth + 1)"
-            ".map(p => p.textContent.split('\\n')[0])"
-        )
-    finally:
-        browser.set_window_size(1280, 1600)
+    wide = looked_at(browser, server + page, width, 1000, WIDE_CODE)
     assert not wide, f"{page} at {width} px: code that scrolls sideways: {wide}"
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_figures_stay_readable_on_a_laptop_screen(browser, server, page):
     "At 1280 px no figure is shrunk below three quarters of its size, where its captions stop reading."
-    browser.set_window_size(1280, 1000)
-    try:
-        browser.get(server + page)
-        shrunk = browser.execute_script(
-            "return [...document.querySelectorAll('main img')].filter(i => i.complete)"
-            ".map(i => [i.getBoundingClientRect().width / i.naturalWidth, i.alt || i.src.slice(-40)])"
-            ".filter(([scale]) => scale < 0.75)"
-        )
-    finally:
-        browser.set_window_size(1280, 1600)
+    shrunk = looked_at(browser, server + page, 1280, 1000, SHRUNK_FIGURES)
     assert not shrunk, f"{page}: figures shown too small: {shrunk}"
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_phone_scrolls_the_page_only_downwards(browser, server, page):
     "At a phone's width (390 px) the page itself never scrolls sideways; a code block may, inside itself."
-    browser.set_window_size(390, 844)
-    try:
-        browser.get(server + page)
-        over = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
-    finally:
-        browser.set_window_size(1280, 1600)
-    assert over <= 1, f"{page}: {over} px wider than a phone's screen"
+    sideways, _ = looked_at(browser, server + page, 390, 844, OVERFLOW)
+    assert sideways <= 1, f"{page}: {sideways} px wider than a phone's screen"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -250,13 +247,5 @@ def test_the_docs_draw_page_reads_what_predict_reads(browser, server):
 
 def test_the_docs_draw_page_fits_a_phone(browser, server):
     "At a phone's size the docs' draw page is on one screen: drawing never scrolls it."
-    browser.set_window_size(390, 844)
-    try:
-        browser.get(server + "draw/index.html")
-        over = browser.execute_script(
-            "const e = document.documentElement;"
-            "return [e.scrollWidth - innerWidth, e.scrollHeight - innerHeight];"
-        )
-    finally:
-        browser.set_window_size(1280, 1600)
+    over = looked_at(browser, server + "draw/index.html", 390, 844, OVERFLOW)
     assert over[0] <= 1 and over[1] <= 1, f"{over} px wider and taller than the screen"
