@@ -236,7 +236,7 @@ def evaluate_main(
     p.add_argument("--data", help="folder holding MNIST (default: $MNIST_NBDEV_DATA)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--card", action="store_true",
-                   help="also write the per-class figures into the model's README.md card")
+                   help="also write the per-class figures into its model card")
     args = p.parse_args(argv)
 
     def body():
@@ -248,8 +248,8 @@ def evaluate_main(
         print(text or format_report(report))
         folder = args.model or PRETRAINED_DIR
         if args.card and write_card(folder, report) is None:
-            raise CommandError(f"{folder}: its README.md is not a model card written by "
-                               "mnist_nbdev; left as it is")
+            raise CommandError(f"{folder}: its README.md is not a model card written "
+                               "by mnist_nbdev; left as it is")
 
     return run_command("mnist-evaluate", body)
 

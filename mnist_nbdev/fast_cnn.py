@@ -52,7 +52,7 @@ def onednn_inference(
     if len(x) < ONEDNN_MIN_BATCH:
         return False
     mkldnn = torch.backends.mkldnn
-    if not (mkldnn.is_available() and mkldnn.enabled):  # (`cpu_settings` turns it off)
+    if not (mkldnn.is_available() and mkldnn.enabled):  # (speed page: cpu_settings)
         return False
     if torch.is_autocast_enabled("cpu"):
         return False
