@@ -22,17 +22,21 @@ import torch.distributed as dist
 from torch import nn
 
 import mnist_nbdev
-from .checkpoints import restore
+from .checkpoints import apply_checkpoint
+from .checkpoints import read_checkpoint
 from .checkpoints import save_checkpoint
 from .data import DataError
 from .data import MNISTData
 from .data import load_mnist
 from .data import pixel_stats
 from .distributed import barrier
+from .distributed import from_rank0
 from .distributed import init_distributed
 from .distributed import weights_sha256
 from .files import build_model
 from .files import save_model
+from .loop import ConfigError
+from .loop import check_fields
 from .loop import epoch_line
 from .loop import make_batches
 from .loop import new_state
@@ -54,21 +58,24 @@ from .loop import plot_history
 class Runtime:
     "How a run is carried out; none of it is compared on resume."
 
-    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
+    device: str | torch.device = "auto"  # "auto" (CUDA when present), "cpu", "cuda:1"
     threads: int | None = None  # CPU threads (default: the cores others leave free)
-    data_dir: str | None = None  # MNIST's folder (default: $MNIST_NBDEV_DATA, or cache)
+    data_dir: str | os.PathLike | None = None  # MNIST's files (None: $MNIST_NBDEV_DATA)
     dist_timeout: float = 300.0  # seconds to wait for peers in distributed runs
     bf16: bool = False  # forward passes under bf16 autocast (for GPUs; the speed page)
 
+    def __post_init__(self):
+        self.checked()
+
     def checked(self) -> "Runtime":
-        "Itself, once its values are checked."
+        "Itself, once the type and range of each value are checked."
+        check_fields(self)
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
+            raise ConfigError("threads",
+                              f"threads must be at least 1, got {self.threads}")
         if not (self.dist_timeout > 0 and math.isfinite(self.dist_timeout)):
-            raise ValueError(
-                f"dist_timeout must be a positive number of seconds, "
-                f"got {self.dist_timeout}"
-            )
+            raise ConfigError("dist_timeout", "dist_timeout must be a positive number "
+                                              f"of seconds, got {self.dist_timeout}")
         return self
 
 # %% ../nbs/02d_training.ipynb #6b34e6b8
@@ -146,6 +153,24 @@ class TrainResult:
     def test_accuracy(self) -> float:
         return self.history[-1]["test_accuracy"]
 
+# %% ../nbs/02d_training.ipynb #4d1e7a01
+def _checkpoint_to_continue(out_dir, config, resume: bool, restarts: int):
+    "The checkpoint a run continues from: asked for, or its own after a restart."
+    try:
+        found = read_checkpoint(out_dir, config)
+    except ValueError:  # made with other options
+        if resume:
+            raise
+        found = None  # another run's: this one had saved none before it was restarted
+    if found is None and resume:
+        print(f"{out_dir}: no checkpoint to resume from; starting at epoch 1",
+              file=sys.stderr)
+    if restarts:
+        after = found[1]["epoch"] if found is not None else 0
+        print(f"{out_dir}: restart {restarts} by torchrun; continuing after epoch "
+              f"{after}", file=sys.stderr)
+    return found
+
 # %% ../nbs/02d_training.ipynb #6cd43fc4
 def _start(config, runtime, data, out_dir, resume) -> tuple:
     "Device, process group, data, batches, model and state of a run."
@@ -170,9 +195,12 @@ def _start(config, runtime, data, out_dir, resume) -> tuple:
     if device.type == "cpu" and batches[0].bs < 64:  # PyTorch's own kernels (no oneDNN,
         model.to(memory_format=torch.contiguous_format)  # the speed page): NCHW's best
     state = new_state(config, model.to(device), len(batches[0]), optimizer=LeanAdam)
-    if resume and not restore(state, out_dir, config) and rank == 0:
-        print(f"{out_dir}: no checkpoint to resume from; starting at epoch 1",
-              file=sys.stderr)
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))  # torchrun's
+    if out_dir is not None and (resume or restarts):
+        found = from_rank0(
+            lambda: _checkpoint_to_continue(out_dir, config, resume, restarts), device)
+        if found is not None:
+            apply_checkpoint(state, *found)
     return state, *batches, device, rank, world
 
 # %% ../nbs/02d_training.ipynb #84b784c3
@@ -186,6 +214,12 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,  # called with each epoch's record
 ) -> TrainResult:
     "Train a network by a recipe; the model and its per-epoch history."
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig or None, "
+                        f"got {type(config).__name__}")
+    if runtime is not None and not isinstance(runtime, Runtime):
+        raise TypeError(f"runtime must be a Runtime or None, "
+                        f"got {type(runtime).__name__}")
     config = (config or TrainConfig()).resolved()
     runtime = (runtime or Runtime()).checked()
     if any(torch.is_autocast_enabled(kind) for kind in ("cpu", "cuda")):
@@ -234,6 +268,7 @@ def _finish(state, config, runtime, out_dir, device, world, test_images, seconds
         runtime={
             **dataclasses.asdict(runtime),
             "device": str(device),
+            "data_dir": runtime.data_dir and os.fspath(runtime.data_dir),
             "world_size": world,
         },
         history=state.history,

@@ -3,8 +3,11 @@ files it is given, and what must happen: the exit status (or the exception), one
 names what is wrong, no traceback, and every file the user had left exactly as it was."""
 import gzip
 import hashlib
+import io
 import json
+import os
 import shutil
+import socket
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -20,11 +23,19 @@ from conftest import idx_bytes
 from conftest import write_idx_dataset
 from mnist_nbdev.data import FILES
 from mnist_nbdev.data import DataError
+from mnist_nbdev.data import Split
 from mnist_nbdev.data import IDXError
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.data import parse_idx
 from mnist_nbdev.data import to_pixels
+from mnist_nbdev.evaluation import confusion
+from mnist_nbdev.evaluation import evaluate
+from mnist_nbdev.evaluation import format_report
+from mnist_nbdev.evaluation import person_like
+from mnist_nbdev.evaluation import robustness
 from mnist_nbdev.files import PRETRAINED_DIR
+from mnist_nbdev.files import build_model
+from mnist_nbdev.files import sign_model
 from mnist_nbdev.model import Classifier
 from mnist_nbdev.files import ModelFileError
 from mnist_nbdev.model import TutorialCNN
@@ -32,6 +43,9 @@ from mnist_nbdev.files import load_model
 from mnist_nbdev.prediction import ImageError
 from mnist_nbdev.prediction import predict
 from mnist_nbdev.training import LOCK_FILE
+from mnist_nbdev.training import Runtime
+from mnist_nbdev.training import TrainConfig
+from mnist_nbdev.training import train
 
 SEVEN = 4142  # a 7 in the MNIST test set
 
@@ -41,13 +55,15 @@ def seven_image(mnist_dir: Path) -> Image.Image:
     return Image.fromarray(load_mnist(mnist_dir).test.images[SEVEN].numpy())
 
 
-def make_model(folder: Path, edit: Callable[[dict], None] | None = None, weights=None) -> Path:
-    "A copy of the packaged model, its model.json edited."
+def make_model(folder: Path, edit: Callable[[dict], None] | None = None, weights=None, sign=True) -> Path:
+    "A copy of the packaged model, its model.json edited, then signed again (sign=False: left as edited)."
     shutil.copytree(PRETRAINED_DIR, folder)
     if edit is not None:
         info = json.loads((folder / "model.json").read_text())
         edit(info)
         (folder / "model.json").write_text(json.dumps(info))
+        if sign:
+            sign_model(folder)  # the field checks, not the digest, are what such a row tests
     if weights is not None:
         (folder / "model.safetensors").write_bytes(weights)
     return folder
@@ -62,6 +78,20 @@ def nan_weights(folder: Path) -> Path:
     last = [name for name, t in tensors.items() if t.is_floating_point()][-1]
     tensors[last].view(-1)[0] = float("nan")  # one weight of the network
     blob = save(tensors)
+    (folder / "model.safetensors").write_bytes(blob)
+    info = json.loads((folder / "model.json").read_text())
+    info["weights_sha256"] = hashlib.sha256(blob).hexdigest()
+    (folder / "model.json").write_text(json.dumps(info))
+    sign_model(folder)
+    return folder
+
+
+def other_weights(folder: Path) -> Path:
+    "The packaged model's record, with an untrained network's weights and their SHA-256 written in."
+    from safetensors.torch import save
+
+    shutil.copytree(PRETRAINED_DIR, folder)
+    blob = save({k: v.contiguous() for k, v in build_model("batchnorm_cnn", width=16).net.state_dict().items()})
     (folder / "model.safetensors").write_bytes(blob)
     info = json.loads((folder / "model.json").read_text())
     info["weights_sha256"] = hashlib.sha256(blob).hexdigest()
@@ -173,6 +203,93 @@ def black(a):
     return np.zeros_like(a)
 
 
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\nshowpage\n"
+
+
+def fifo(tmp, mnist_dir):
+    os.mkfifo(tmp / "pipe.png")  # reading it would wait for a writer for ever
+    return tmp / "pipe.png"
+
+
+def good_and_lab(tmp, mnist_dir):
+    seven_image(mnist_dir).save(tmp / "good.png")
+    lab_image(255 - np.asarray(seven_image(mnist_dir))).save(tmp / "lab.tif")
+    return ["mnist-predict", str(tmp / "good.png"), str(tmp / "lab.tif")]
+
+
+def lab_image(digit: np.ndarray) -> Image.Image:
+    "A CIELAB image: `digit` as its lightness, no colour."
+    grey = Image.new("L", digit.shape[::-1], 128)
+    return Image.merge("LAB", (Image.fromarray(digit), grey, grey))
+
+
+def noisy_16_bit_page() -> Image.Image:
+    levels = 32768 + np.random.default_rng(0).integers(-1, 2, (200, 300))
+    return Image.fromarray(levels.astype(np.uint16))
+
+
+def little_endian_16_bit(digit: np.ndarray) -> Image.Image:
+    return Image.frombytes("I;16L", digit.shape[::-1], (digit.astype("<u2") * 257).tobytes())
+
+
+def float_image_with_nan(digit: np.ndarray) -> Image.Image:
+    pixels = digit.astype(np.float32) / 255
+    pixels[0, 0] = np.nan
+    return Image.fromarray(pixels, mode="F")
+
+
+def truncated_image() -> Image.Image:
+    buffer = io.BytesIO()
+    Image.new("L", (280, 280), 255).save(buffer, format="PNG")
+    return Image.open(io.BytesIO(buffer.getvalue()[:300]))  # opened; its pixels are cut off
+
+
+_HELD = []  # listening sockets that rows keep open while their command runs
+
+
+def serve_on_taken_port(host: str = "127.0.0.1") -> Callable:
+    "mnist-serve on a port that a listening socket holds on every interface, as another server would."
+    def argv(tmp, mnist_dir):
+        s = socket.socket()
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        _HELD.append(s)
+        return ["mnist-serve", "--host", host, "--port", str(s.getsockname()[1])]
+    return argv
+
+
+def stdout_closed(*command) -> Callable:
+    "The command run with its stdout closed (`>&-`), given the tutorial's 7 where it takes an image."
+    def argv(tmp, mnist_dir):
+        seven_image(mnist_dir).save(tmp / "seven.png")
+        words = [str(tmp / "seven.png") if w == "SEVEN" else w for w in command]
+        return ["sh", "-c", '"$@" >&-', "sh", *words]
+    return argv
+
+
+def checkpoint_without_history(tmp, out, mnist_dir):
+    "A checkpoint of QUICK's options saved after an epoch's steps, with no epoch in its history."
+    from mnist_nbdev.checkpoints import save_checkpoint
+    from mnist_nbdev.loop import new_state
+
+    config = TrainConfig(epochs=1, train_subset=1000, test_subset=200).resolved()
+    state = new_state(config, build_model(), steps_per_epoch=8)
+    for _ in range(8):
+        state.optimizer.step()
+        state.scheduler.step()
+    save_checkpoint(out, state, config)
+
+
+def resume_from_empty_history(d):
+    "train(resume=True) from a checkpoint whose history is empty."
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint_without_history(None, Path(tmp), None)
+        return train(TrainConfig(epochs=1, train_subset=1000, test_subset=200), out_dir=tmp, resume=True,
+                     data=d, progress=False)
+
+
 QUICK = ["--epochs", "1", "--train-subset", "1000", "--test-subset", "200"]
 
 CLI = [
@@ -242,6 +359,28 @@ CLI = [
     Row("train: lr 1e6 diverges, model kept", train_with(*QUICK, "--lr", "1e6", prepare=existing_model), 1, "the loss diverged in epoch 1"),
     Row("train: resume with another lr", train_with(*QUICK, "--lr", "0.01", "--resume", prepare=checkpoint_of(QUICK)), 2, "lr 0.015 there, 0.01 here"),
     Row("train: resume, checkpoint.json broken", train_with(*QUICK, "--resume", prepare=lambda t, o, m: (checkpoint_of(QUICK)(t, o, m), (o / "checkpoint.json").write_text("{"))), 1, "checkpoint.json: not valid JSON"),
+    # issue 27, a second round: each row's comment says what happened before it
+    Row("train: seed 2**70", train_with("--seed", str(2**70)), 2, "--seed: seed must be from 0 to 2**63 - 1"),  # before: 2, "Overflow when unpacking long long", no option named
+    Row("train: seed -1", train_with("--seed", "-1"), 2, "--seed: seed must be from 0 to 2**63 - 1, got -1"),  # before: 0, trained with seed -1
+    Row("train: nnodes 2, no endpoint", train_with("--nnodes", "2"), 2, "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),  # before: 2, "unrecognized arguments"
+    Row("train: max-restarts -1", train_with("--max-restarts", "-1"), 2, "--max-restarts must be at least 0, got -1"),  # before: 2, "unrecognized arguments"
+    Row("train: resume, history empty", train_with(*QUICK, "--resume", prepare=checkpoint_without_history), 1, "checkpoint.json: its history is empty"),  # before: 2, "Tried to step 9 times. The specified number of total steps is 8"
+    Row("train: resume, history empty, 2 processes", train_with(*QUICK, "--nproc", "2", "--resume", prepare=checkpoint_without_history), 1, "checkpoint.json: its history is empty"),  # before: 1, each worker "Tried to step 9 times...", then torchrun's ChildFailedError traceback
+    Row("train: stdout closed", stdout_closed("mnist-train", *QUICK, "--out", "out"), 1, "standard output is closed"),  # before: 0, epoch lines and "model saved to" lost
+    Row("predict: stdout closed", stdout_closed("mnist-predict", "SEVEN"), 1, "standard output is closed"),  # before: 0, the reading lost
+    Row("evaluate: stdout closed", stdout_closed("mnist-evaluate", "--json"), 1, "standard output is closed"),  # before: 0, the report lost
+    Row("predict: name not UTF-8", lambda t, m: ["mnist-predict", os.fsencode(t) + b"/gone\xfe.png"], 1, "gone\\xfe.png: no such file"),  # before: 1, but stderr held the raw byte 0xfe (not UTF-8; the harness failed to decode it)
+    Row("export: --force over a folder", lambda t, m: ((t / "models").mkdir(), ["mnist-export", "--out", str(t / "models"), "--force"])[1], 1, "is a folder; --out names the ONNX file to write, and --force replaces a file, not a folder"),  # before: 1, "already exists; choose another --out, or give --force to replace a file"
+    Row("serve: port in use", serve_on_taken_port(), 1, "cannot listen on 127.0.0.1:"),  # before: 3 (uvicorn's), "[Errno 98] error while attempting to bind"
+    Row("serve: 0.0.0.0 warns", serve_on_taken_port("0.0.0.0"), 1, "the API is reachable from other machines, and it has no authentication"),  # before: 3, no warning (port taken so the row ends)
+    Row("model: normalization edited after saving", with_model(lambda f: make_model(f, lambda i: i["normalization"].update(mean=0.5), sign=False)), 1, "model.json: the record was edited after it was saved"),  # before: loaded silently; 88.5% right on 2,000 test digits
+    Row("model: evaluate, test_accuracy edited after saving", with_model(lambda f: make_model(f, lambda i: i.update(test_accuracy=1.0), sign=False), "mnist-evaluate"), 1, "the record was edited after it was saved"),  # before: exit 0; /health reported accuracy 1.0
+    Row("model: other weights, their SHA-256 written in", with_model(other_weights), 1, "the record was edited after it was saved"),  # before: untrained weights loaded silently
+    Row("model: older record, not signed", with_model(lambda f: make_model(f, lambda i: i.pop("record_sha256"), sign=False)), 0, "sign_model('"),  # before: no warning
+    Row("predict: EPS file", predict_file(file_with(EPS, "page.eps")), 1, "page.eps: not an image in a format read here"),  # before: Pillow ran Ghostscript on it (a broken gs: a raw CalledProcessError)
+    Row("predict: a FIFO", predict_file(fifo), 1, "pipe.png: not a regular file"),  # before: "empty file"
+    Row("predict: /dev/zero", lambda t, m: ["mnist-predict", "/dev/zero"], 1, "/dev/zero: not a regular file"),  # before: "empty file"
+    Row("predict: good file beside a LAB TIFF", good_and_lab, 0, ""),  # before: exit 2, "conversion from LAB to RGB not supported", good.png's reading lost
 ]
 
 API = [  # (name, call given the MNIST data, exception or None, phrase in its message or check of result)
@@ -265,6 +404,40 @@ API = [  # (name, call given the MNIST data, exception or None, phrase in its me
     ("load_model('~/...') expands ~", lambda d: load_model("~/no-such-model-here"), ModelFileError, str(Path.home())),
     ("std 0 in a Classifier", lambda d: Classifier(TutorialCNN(), 0.1, 0.0), ValueError, "positive std"),
     ("IDX dims overflowing", lambda d: parse_idx(idx_header(0x0C, (2**31, 2**31, 4))), IDXError, "takes at most"),
+    # issue 27, a second round: each row's comment says what happened before it
+    ("(28, 28, 1): Keras' layout", lambda d: predict(d.test.images[SEVEN].numpy()[..., None]).label, None, 7),  # before: 28 predictions of slivers
+    ("(N, 28, 28, 1): a Keras batch", lambda d: [p.label for p in predict(d.test.images[:3].numpy()[..., None])], None, [7, 2, 1]),  # before: 84 slivers
+    ("blank 16-bit page, +-1 level of noise", lambda d: predict(noisy_16_bit_page()).label, None, None),  # before: "8" (stretched from darkest to lightest)
+    ("16-bit 'I;16L' image of a 7", lambda d: predict(little_endian_16_bit(d.test.images[SEVEN].numpy())).label, None, 7),  # before: "1"
+    ("PIL 'F' image with one NaN", lambda d: predict(float_image_with_nan(d.test.images[SEVEN].numpy())), ImageError, "not-a-number"),  # before: "none"
+    ("near-black 28x28, brightest 2", lambda d: predict((d.test.images[SEVEN] > 127).numpy().astype(np.uint8) * 2).label, None, None),  # before: "1" at 0.86
+    ("bfloat16 tensor", lambda d: predict(to_pixels(d.test.images[SEVEN:SEVEN + 1]).bfloat16()).label, None, 7),  # before: TypeError (numpy has no bfloat16)
+    ("(28, 1, 28): one image, axes mixed", lambda d: predict(to_pixels(d.test.images[SEVEN])), ImageError, "too small to show a digit"),  # before: 28 readings of 1x28 slivers
+    ("LAB PIL image of a 7", lambda d: predict(lab_image(d.test.images[SEVEN].numpy())).label, None, 7),  # before: "conversion from LAB to RGB not supported"
+    ("truncated PIL image", lambda d: predict(truncated_image()), ImageError, "the PIL image: unreadable"),  # before: a raw OSError
+    ("model=42", lambda d: predict(d.test.images[SEVEN], model=42), TypeError, "model must be a Classifier"),  # before: AttributeError: 'int' object has no attribute 'parameters'
+    ("TrainConfig(augment='no')", lambda d: TrainConfig(augment="no"), TypeError, "augment must be a bool or None, got 'no' (str)"),  # before: accepted; augmented and saved "no"
+    ("TrainConfig(epochs='1')", lambda d: TrainConfig(epochs="1"), TypeError, "epochs must be an integer or None, got '1' (str)"),  # before: accepted; resolved() raised "'<' not supported ..."
+    ("TrainConfig(epochs=1.5)", lambda d: TrainConfig(epochs=1.5), TypeError, "epochs must be an integer or None, got 1.5 (float)"),  # before: accepted; failed after a whole epoch
+    ("TrainConfig(bs=True)", lambda d: TrainConfig(bs=True), TypeError, "bs must be an integer or None, got True (bool)"),  # before: accepted (bs=True)
+    ("TrainConfig(seed=2**70)", lambda d: TrainConfig(seed=2**70), ValueError, "seed must be from 0 to 2**63 - 1"),  # before: accepted; train() raised "Overflow when unpacking long long"
+    ("TrainConfig(lr='0.1')", lambda d: TrainConfig(lr="0.1"), TypeError, "lr must be a number or None"),  # before: accepted; resolved() raised "'>' not supported ..."
+    ("Runtime(threads='2')", lambda d: Runtime(threads="2"), TypeError, "threads must be an integer or None, got '2' (str)"),  # before: accepted; train() raised "'<' not supported ..."
+    ("train(config=a dict)", lambda d: train({"epochs": 1}, data=d), TypeError, "config must be a TrainConfig or None, got dict"),  # before: AttributeError "'dict' object has no attribute 'resolved'"
+    ("resume, history empty", resume_from_empty_history, ModelFileError, "checkpoint.json: its history is empty"),  # before: ValueError "Tried to step 9 times..."
+    ("evaluate(42)", lambda d: evaluate(42, d.test), TypeError, "model must be a Classifier (an nn.Module)"),  # before: AttributeError: 'int' object has no attribute 'eval'
+    ("evaluate('folder')", lambda d: evaluate(str(PRETRAINED_DIR), d.test)["accuracy"] == load_model().info["test_accuracy"], None, True),  # before: AttributeError: 'str' object has no attribute 'eval'
+    ("evaluate('no-such-folder')", lambda d: evaluate("no-such-folder", d.test), ModelFileError, "no-such-folder: no such model folder"),  # before: AttributeError on 'str'
+    ("evaluate(model, data)", lambda d: evaluate(None, d), TypeError, "split must be one split, e.g. data.test"),  # before: AttributeError: 'MNISTData' object has no attribute 'images'
+    ("evaluate, float pixels", lambda d: evaluate(None, Split(d.test.images.float() / 255, d.test.labels)), TypeError, "split.images must be uint8"),  # before: no error, accuracy 0.12
+    ("evaluate bs='500'", lambda d: evaluate(None, d.test, bs="500"), TypeError, "bs must be an integer, got '500' (str)"),  # before: TypeError: '<' not supported between 'str' and 'int'
+    ("evaluate data_dir=42", lambda d: evaluate(None, data_dir=42), TypeError, "data_dir must be a folder's path"),  # before: TypeError: expected str, bytes or os.PathLike object, not int
+    ("robustness(model, split)", lambda d: robustness(None, d.test), TypeError, "models must be a dict of name -> model"),  # before: AttributeError: no attribute 'items'
+    ("robustness, unknown distortion", lambda d: robustness({"m": None}, d.test, {"blur": [1]}), ValueError, "distortions has 'blur'; known: rotate, shift, scale"),  # before: TypeError: distort() got an unexpected keyword argument 'blur'
+    ("confusion, preds past n_classes", lambda d: confusion(torch.tensor([0, 1]), torch.tensor([0, 5]), 3), ValueError, "preds go up to 5"),  # before: no error, counted in the wrong cell
+    ("format_report(model)", lambda d: format_report(load_model()), TypeError, "report must be the dict evaluate returns"),  # before: TypeError: 'Classifier' object is not subscriptable
+    ("person_like(image, 0)", lambda d: person_like(d.test.images[0].numpy(), 0), TypeError, "rng must be a numpy Generator"),  # before: AttributeError: 'int' object has no attribute 'integers'
+    ("workers=0", lambda d: predict(d.test.images[SEVEN], workers=0), ValueError, "workers must be"),  # before: read on one thread, silently
 ]
 
 

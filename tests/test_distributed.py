@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,18 +36,8 @@ def single(tmp_path_factory):
     return json.loads((out / "model.json").read_text()), out
 
 
-def test_two_processes_match_one(tmp_path, single):
-    out = tmp_path / "ddp"
-    result = torchrun(*QUICK, "--out", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("epoch 2/2") == 1  # rank 0 alone prints
-    info = json.loads((out / "model.json").read_text())
-    assert info["runtime"]["world_size"] == 2
-    digests = info["rank_weights_sha256"]
-    assert len(digests) == 2 and digests[0] == digests[1]  # both ranks end with identical weights
-    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not the lock
-    assert files == ["README.md", "checkpoint.json", "checkpoint.safetensors", "model.json", "model.safetensors"]
-
+def assert_trains_as_one_process(info: dict, out: Path, single) -> None:
+    "The model in `out` (its record `info`) is the one a single process trains."
     # Each global batch holds the same 64 images as in one process; only the order of float additions
     # differs (two partial gradients averaged instead of one sum), which over 188 steps moves the weights
     # by rounding, not by a different optimisation. So the curves agree closely, not bit for bit.
@@ -62,6 +53,21 @@ def test_two_processes_match_one(tmp_path, single):
 
     split = load_mnist().test.subset(2000, seed=0)
     assert evaluate(model, split)["accuracy"] == info["test_accuracy"]  # metrics counted each test image once
+
+
+def test_two_processes_match_one(tmp_path, single):
+    out = tmp_path / "ddp"
+    result = torchrun(*QUICK, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("epoch 2/2") == 1  # rank 0 alone prints
+    info = json.loads((out / "model.json").read_text())
+    assert info["runtime"]["world_size"] == 2
+    digests = info["rank_weights_sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]  # both ranks end with identical weights
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not the lock
+    assert files == ["README.md", "checkpoint.json", "checkpoint.safetensors", "model.json", "model.safetensors"]
+
+    assert_trains_as_one_process(info, out, single)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through Linux's /proc")
@@ -120,12 +126,18 @@ def _children(pid: int) -> list:
 
 def _two_workers(proc: subprocess.Popen, timeout: float) -> list:
     "The launcher's two worker processes, once both are there."
+    assert proc.poll() is None, "torchrun ended early"
+    return _two_workers_of(proc.pid, timeout)
+
+
+def _two_workers_of(torchrun_pid: int, timeout: float) -> list:
+    "The two worker processes of the torchrun agent `torchrun_pid`, once both are there."
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        workers = _children(proc.pid)
+        workers = _children(torchrun_pid)
         if len(workers) == 2:
             return workers
-        assert proc.poll() is None, "torchrun ended early"
+        assert _alive(torchrun_pid), "torchrun ended early"
     raise AssertionError(f"torchrun did not start two workers within {timeout} s")
 
 
@@ -196,3 +208,88 @@ def test_sigkill_then_resume_under_torchrun(tmp_path):
     b = json.loads((killed / "model.json").read_text())
     assert a["weights_sha256"] == b["weights_sha256"]  # the same weights, bit for bit
     assert b["rank_weights_sha256"][0] == b["rank_weights_sha256"][1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    "End a launcher and what it started: SIGTERM to its session, which torchrun passes to its workers."
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_two_agents_meet_over_c10d_and_match_one(tmp_path, single):
+    "`mnist-train --nnodes 2` run twice, as on two machines: their agents meet on loopback and train one model."
+    endpoint = f"127.0.0.1:{_free_port()}"
+    command = ["mnist-train", "--nnodes", "2", "--rdzv-endpoint", endpoint, *QUICK]
+    nodes = {}
+    try:
+        for name in ("a", "b"):  # each with its own --out, as on its own disk
+            with open(tmp_path / f"{name}.out", "w") as out, open(tmp_path / f"{name}.err", "w") as err:
+                nodes[name] = subprocess.Popen([*command, "--out", str(tmp_path / name)], stdout=out, stderr=err,
+                                               env=ENV, start_new_session=True)
+        for proc in nodes.values():
+            proc.wait(timeout=300)
+    finally:
+        for proc in nodes.values():
+            _stop(proc)
+    for name, proc in nodes.items():
+        assert proc.returncode == 0, (tmp_path / f"{name}.err").read_text()[-3000:]
+
+    saver = [name for name in nodes if (tmp_path / name / "model.json").exists()]
+    assert len(saver) == 1, saver  # global rank 0's machine writes; the other's --out is not even made
+    other = "b" if saver == ["a"] else "a"
+    assert not (tmp_path / other).exists()
+    said = {name: (tmp_path / f"{name}.out").read_text() for name in nodes}
+    assert said[saver[0]].count("epoch 2/2") == 1 and "model saved to" in said[saver[0]]
+    assert "epoch" not in said[other] and "model saved by rank 0, on " in said[other], said[other]
+
+    out = tmp_path / saver[0]
+    info = json.loads((out / "model.json").read_text())
+    assert info["runtime"]["world_size"] == 2  # one process on each "machine"
+    digests = info["rank_weights_sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert_trains_as_one_process(info, out, single)
+
+
+def _rank(pid: int) -> int:
+    "The RANK torchrun gave a worker, from its environment."
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return int(next(v for v in environ if v.startswith(b"RANK=")).split(b"=", 1)[1])
+
+
+def test_killed_worker_is_restarted_and_resumes_from_its_checkpoint(tmp_path):
+    "--max-restarts 1: rank 0 killed in epoch 2; torchrun restarts both, which end as an uninterrupted run, bit for bit."
+    args = ["--recipe", "tutorial", "--epochs", "2", "--train-subset", "10000", "--test-subset", "1000"]
+    straight = torchrun(*args, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    out = tmp_path / "restarted"
+    with open(tmp_path / "stderr", "w") as stderr:
+        proc = subprocess.Popen(["mnist-train", "--nproc", "2", "--max-restarts", "1", *args, "--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True, env=ENV, start_new_session=True)
+    try:
+        wait_for_line(proc, "epoch 1/2", timeout=240)  # its checkpoint is saved: now in epoch 2
+        launcher = _children(proc.pid)  # mnist-train starts torchrun, which starts the workers
+        assert len(launcher) == 1, launcher
+        workers = _two_workers_of(launcher[0], timeout=30)
+        # rank 0 holds the folder's lock and writes the checkpoints: the harder one to lose
+        os.kill(next(pid for pid in workers if _rank(pid) == 0), signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=300)
+    finally:
+        _stop(proc)
+        if proc.stdout:
+            proc.stdout.close()
+    log = (tmp_path / "stderr").read_text()
+    assert proc.returncode == 0, log[-3000:]
+    assert "restart 1 by torchrun; continuing after epoch 1" in log, log[-3000:]
+    assert "epoch 1/2" not in rest and rest.count("epoch 2/2") == 1, rest  # epoch 2 again, not epoch 1
+    a = json.loads((tmp_path / "straight" / "model.json").read_text())
+    b = json.loads((out / "model.json").read_text())
+    assert a["weights_sha256"] == b["weights_sha256"]  # the same weights, bit for bit
+    assert [h["test_loss"] for h in a["history"]] == [h["test_loss"] for h in b["history"]]

@@ -36,6 +36,7 @@ from mnist_nbdev.prediction import to_gray
 from mnist_nbdev.serving import MAX_BODY
 from mnist_nbdev.serving import MAX_FILES
 from mnist_nbdev.serving import NO_FILES
+from mnist_nbdev.serving import NOT_A_FILE
 from mnist_nbdev.serving import PAGE_FILES
 from mnist_nbdev.serving import PAGE_HEADERS
 from mnist_nbdev.serving import make_app
@@ -123,7 +124,7 @@ def test_many_files_in_order_with_broken_ones_answered_alone(client):
     assert [a.get("label") for a in answers] == [1, None, 7, None, None, None]
     assert answers[1] == {
         "name": "notes.txt",
-        "error": "notes.txt: not an image (or an image format Pillow cannot read)",
+        "error": "notes.txt: not an image in a format read here (PNG, JPEG, GIF, BMP, TIFF, WEBP, PPM)",
     }
     assert answers[3] == {"name": "empty.png", "error": "empty.png: empty file"}
     assert answers[4] == {
@@ -157,22 +158,20 @@ def test_answers_agree_with_predict_on_the_same_bytes(client, model):
 
 
 @pytest.mark.parametrize(
-    "request_kw",
+    "request_kw, detail",
     [
-        {},  # nothing at all
-        {
-            "files": [("images", ("seven.png", SEVEN, "image/png"))]
-        },  # the wrong field name
-        {"data": {"files": "seven.png"}},  # a text field, not a file
-        {"json": {"files": ["seven.png"]}},
-        {"content": b"seven", "headers": {"content-type": "text/plain"}},
+        ({}, NO_FILES),  # nothing at all
+        ({"files": [("images", ("seven.png", SEVEN, "image/png"))]}, NO_FILES),  # the wrong field name
+        ({"data": {"files": "seven.png"}}, NOT_A_FILE),  # a text field, not a file
+        ({"json": {"files": ["seven.png"]}}, NO_FILES),
+        ({"content": b"seven", "headers": {"content-type": "text/plain"}}, NO_FILES),
     ],
     ids=["empty", "wrong-field", "text-field", "json", "plain-text"],
 )
-def test_no_files_is_422_with_a_message(client, request_kw):
+def test_no_files_is_422_with_a_message(client, request_kw, detail):
     reply = client.post("/predict", **request_kw)
     assert reply.status_code == 422
-    assert reply.json() == {"detail": NO_FILES}
+    assert reply.json() == {"detail": detail}
 
 
 def test_too_many_files_is_422(client):
@@ -428,6 +427,69 @@ def test_export_refuses_an_old_opset(model, tmp_path):
 
 
 # --- a real server, and the page in a browser -----------------------------------------
+
+
+def test_no_format_that_runs_another_program_is_opened(client, tmp_path, monkeypatch):
+    "EPS and PDF are read by Ghostscript wherever it is installed; an upload never reaches it."
+    marker = tmp_path / "gs-ran"
+    gs = tmp_path / "bin" / "gs"
+    gs.parent.mkdir()
+    gs.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{gs.parent}:{os.environ['PATH']}")
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\nshowpage\n"
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    reply = client.post("/predict", files=[upload("up.eps", eps, "application/postscript"),
+                                           upload("up.pdf", pdf, "application/pdf"),
+                                           upload("seven.png", SEVEN)])
+    answers = reply.json()
+    assert [a.get("error", "")[:37] for a in answers[:2]] == [
+        "up.eps: not an image in a format read", "up.pdf: not an image in a format read"]
+    assert answers[2]["label"] == 7
+    (tmp_path / "up.eps").write_bytes(eps)
+    (tmp_path / "seven.png").write_bytes(SEVEN)
+    result = subprocess.run(["mnist-predict", "up.eps", "seven.png"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "up.eps: not an image in a format read here" in result.stderr
+    assert "seven.png  7" in result.stdout
+    assert not marker.exists()  # Ghostscript never ran
+
+
+def test_a_request_decodes_at_most_its_pixel_budget(client):
+    "Two of the largest images fit one request's budget; the third is refused by name."
+    from mnist_nbdev.prediction import MAX_PIXELS
+    from mnist_nbdev.serving import REQUEST_PIXELS
+
+    side = int(MAX_PIXELS ** 0.5) - 1
+    page = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(page).line([(side // 4, side // 4), (3 * side // 4, side // 4), (side // 2, 7 * side // 8)],
+                              fill=0, width=side // 30)
+    large = png(page)
+    assert 2 * side * side <= REQUEST_PIXELS < 3 * side * side
+    reply = client.post("/predict", files=[upload(f"{i}.png", large) for i in range(3)])
+    answers = reply.json()
+    assert [a.get("label") for a in answers[:2]] == [7, 7]
+    assert answers[2]["error"].startswith(f"2.png: {side}x{side} is more than this request may still decode")
+
+
+def test_server_under_hostile_load_stays_small_and_answers(mnist_dir, monkeypatch):
+    """A short round of benchmarks/serve_hostile.py: the largest images from 2 clients while 150
+    connections hang and /health is probed, the server's request timeout 2 s (10 by default) and
+    its limit on open files 200, which leaves room for 104 connections."""
+    monkeypatch.setenv("MNIST_NBDEV_DATA", str(mnist_dir))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import serve_hostile
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    r = serve_hostile.run(clients=2, hanging=150, seconds=8, request_timeout=2, fd_limit=200)
+    assert r["still_up"] and r["health_failures"] == [], r
+    assert r["sent"] >= 2 and r["served"] == r["right"] == r["sent"], r  # every one read, as 7
+    assert r["closed_by_timeout"] >= 150, r  # each hanging connection closed, at least once
+    assert r["peak_rss_mb"] < 1500, r
+    assert r["end_rss_mb"] < r["idle_rss_mb"] + 300, r  # what the images took is given back
+    assert r["log_bytes"] < 10_000, r  # no error flood
 
 
 def free_port() -> int:

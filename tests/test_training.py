@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from mnist_nbdev.checkpoints import save_checkpoint
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.data import to_pixels
 from mnist_nbdev.files import ModelFileError
+from mnist_nbdev.files import RECORD_DIGEST
+from mnist_nbdev.files import build_model
 from mnist_nbdev.files import load_model
+from mnist_nbdev.loop import new_state
 from mnist_nbdev.training import Runtime
 from mnist_nbdev.training import TrainConfig
 from mnist_nbdev.training import train
@@ -111,6 +115,7 @@ def test_train_under_autocast_is_refused(data):
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--lr", "-0.1"], "lr must be a positive number"),
         (["--threads", "0"], "threads must be at least 1"),
+        (["--seed", str(2**70)], "--seed: seed must be from 0 to 2**63 - 1"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(tmp_path, args, message):
@@ -119,6 +124,69 @@ def test_bad_options_exit_2_with_a_clear_message(tmp_path, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: TrainConfig(augment="no"), TypeError, "augment must be a bool or None, got 'no' (str)"),
+        (lambda: TrainConfig(epochs="1"), TypeError, "epochs must be an integer or None, got '1' (str)"),
+        (lambda: TrainConfig(epochs=1.5), TypeError, "epochs must be an integer or None, got 1.5 (float)"),
+        (lambda: TrainConfig(bs=True), TypeError, "bs must be an integer or None, got True (bool)"),
+        (lambda: TrainConfig(lr="0.1"), TypeError, "lr must be a number or None"),
+        (lambda: TrainConfig(seed=2**70), ValueError, "seed must be from 0 to 2**63 - 1"),
+        (lambda: TrainConfig(seed=-1), ValueError, "seed must be from 0 to 2**63 - 1, got -1"),
+        (lambda: TrainConfig(recipe=None), TypeError, "recipe must be a string, got None"),
+        (lambda: Runtime(threads="2"), TypeError, "threads must be an integer or None"),
+        (lambda: Runtime(dist_timeout="60"), TypeError, "dist_timeout must be a number"),
+        (lambda: Runtime(bf16=1), TypeError, "bf16 must be a bool, got 1 (int)"),
+        (lambda: train({"epochs": 1}), TypeError, "config must be a TrainConfig or None, got dict"),
+        (lambda: train(runtime="cpu"), TypeError, "runtime must be a Runtime or None, got str"),
+    ],
+)
+def test_configs_refuse_wrong_types_and_ranges_as_they_are_made(make, error, message):
+    "Up front, naming the field: not an epoch later (epochs=1.5), nor never (augment='no' augmented)."
+    with pytest.raises(error) as caught:
+        make()
+    assert message in str(caught.value)
+
+
+def test_configs_take_what_their_annotations_say():
+    "An integer is a number; the largest seed torch takes is taken; a torch.device and a Path are fine."
+    assert TrainConfig(lr=1).resolved().lr == 1
+    assert TrainConfig(seed=2**63 - 1).resolved().seed == 2**63 - 1
+    assert Runtime(device=torch.device("cpu"), data_dir=Path("/d"), dist_timeout=60).checked()
+
+
+def test_resume_refuses_a_checkpoint_whose_history_is_empty(tmp_path, data):
+    "Saved after an epoch's steps but before its record: refused with the file's name, not the scheduler's words."
+    config = TrainConfig(epochs=1, train_subset=1000, test_subset=200)
+    state = new_state(config.resolved(), build_model(), steps_per_epoch=8)
+    for _ in range(8):  # the schedule moves on, the history stays empty
+        state.optimizer.step()
+        state.scheduler.step()
+    save_checkpoint(tmp_path, state, config.resolved())
+    with pytest.raises(ModelFileError, match="checkpoint.json: its history is empty") as caught:
+        train(config, out_dir=tmp_path, resume=True, data=data, progress=False)
+    assert "train afresh without resuming" in str(caught.value)
+
+
+def test_a_restarted_run_continues_only_its_own_checkpoint(tmp_path, data, monkeypatch, capsys):
+    "After torchrun's restart: the checkpoint of this run's options is continued; another run's is not."
+    config = TrainConfig(epochs=1, train_subset=1000, test_subset=200)
+    runtime = Runtime(threads=1)
+    first = train(config, out_dir=tmp_path, data=data, runtime=runtime, progress=False)
+    capsys.readouterr()
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # as torchrun sets it in a restarted worker
+    again = train(config, out_dir=tmp_path, data=data, runtime=runtime, progress=False)
+    out, err = capsys.readouterr()
+    assert "restart 1 by torchrun; continuing after epoch 1" in err
+    assert "epoch 1/1" not in out  # nothing left to train
+    assert weights_sha256(again.model) == weights_sha256(first.model)
+    other = TrainConfig(epochs=1, train_subset=1000, test_subset=200, lr=0.01)  # not this run's checkpoint
+    train(other, out_dir=tmp_path, data=data, runtime=runtime, progress=False)
+    out, err = capsys.readouterr()
+    assert "continuing after epoch 0" in err and "epoch 1/1" in out  # from the start
 
 
 def test_missing_data_exits_1_with_the_data_message(tmp_path):
@@ -224,6 +292,7 @@ def test_old_model_folders_still_load(tmp_path):
     pretrained = Path(__file__).parents[1] / "mnist_nbdev" / "pretrained"
     old = json.loads((pretrained / "model.json").read_text())
     old.pop("runtime", None)
+    old.pop(RECORD_DIGEST, None)  # the first format signed the weights only
     old["config"].update(device="auto", threads=2, data_dir=None)
     (tmp_path / "model.json").write_text(json.dumps(old))
     (tmp_path / "model.safetensors").write_bytes((pretrained / "model.safetensors").read_bytes())
