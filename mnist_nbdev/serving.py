@@ -25,7 +25,7 @@ from .prediction import MAX_PIXELS
 from .prediction import ImageError
 from .prediction import PixelBudget
 from .prediction import mnist_image
-from .prediction import read_gray
+from .prediction import read_pixels
 from .prediction import read_prepared
 
 _log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def read_upload(
     "What `/predict` answers for one uploaded file: its reading, or why it has none."
     try:
         with DECODING:  # whoever sent it, at most MAX_DECODES at once
-            seen = mnist_image(read_gray(data, name, budget))  # 28x28, or None
+            seen = mnist_image(read_pixels(data, name, budget))  # 28x28, or None
         (p,) = read_prepared(model, [seen])
     except ImageError as e:
         return {"name": name, "error": str(e)}
@@ -196,7 +196,7 @@ def _what_to_send(
     errors: list,  # FastAPI's validation errors of a request to /predict
 ) -> str:
     "What a request that is not a form of image files should have sent."
-    texts = [e for e in errors if e["loc"][:2] == ("body", "files") and len(e["loc"]) > 2]
+    texts = [e for e in errors if e["loc"][:2] == ("body", "files") and e["loc"][2:]]
     return NOT_A_FILE if texts else NO_FILES
 
 # %% ../nbs/05a_serving.ipynb #5cb7e15c
@@ -269,7 +269,7 @@ def timed_http(
     seconds: float = REQUEST_TIMEOUT,  # for each request to arrive whole
     max_connections: int = MAX_CONNECTIONS,  # open at once
 ):
-    "uvicorn's HTTP/1.1 protocol: a late request's connection closed, connections capped."
+    "uvicorn's HTTP/1.1 protocol: late requests' connections closed; a cap on them."
     import h11  # uvicorn's HTTP parser
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -288,10 +288,11 @@ def timed_http(
         def waiting(self) -> bool:
             "Open, and its request not yet in."
             idle = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
-            return idle and self.transport is not None and not self.transport.is_closing()
+            open_ = self.transport is not None and not self.transport.is_closing()
+            return idle and open_
 
         def make_room(self) -> bool:
-            "Close the connection that has waited longest for its request, if one waits."
+            "Close the connection that has waited longest for its request, if any."
             waiting = [c for c in self.connections if c.waiting()]
             if not waiting:
                 return False

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from PIL import ImageDraw
 
 from conftest import idx_bytes
 from conftest import write_idx_dataset
@@ -437,8 +438,50 @@ API = [  # (name, call given the MNIST data, exception or None, phrase in its me
     ("confusion, preds past n_classes", lambda d: confusion(torch.tensor([0, 1]), torch.tensor([0, 5]), 3), ValueError, "preds go up to 5"),  # before: no error, counted in the wrong cell
     ("format_report(model)", lambda d: format_report(load_model()), TypeError, "report must be the dict evaluate returns"),  # before: TypeError: 'Classifier' object is not subscriptable
     ("person_like(image, 0)", lambda d: person_like(d.test.images[0].numpy(), 0), TypeError, "rng must be a numpy Generator"),  # before: AttributeError: 'int' object has no attribute 'integers'
+    ("red ink on blue paper, one grey", lambda d: predict(on_paper(d.test.images[SEVEN].numpy(), (60, 110, 190), (200, 40, 30))).label, None, 7),  # before: "none", 100 times in 100
+    ("40 digits on medium-blue ruled paper", lambda d: right_on(d, lambda x: ruled(on_paper(x, (245, 245, 240), (20, 20, 30), 160, 400), every=16)) >= 38, None, True),  # before: 0 of 40 right
+    ("40 digits on blue grid paper", lambda d: right_on(d, lambda x: ruled(on_paper(x, (245, 245, 240), (20, 20, 30)), every=14, grid=True)) >= 38, None, True),  # before: 9 of 40 right
+    ("40 digits on grey grid paper", lambda d: right_on(d, lambda x: ruled(on_paper(x, (245, 245, 240), (20, 20, 30)), (150, 150, 150), every=14, grid=True)) >= 38, None, True),  # before: 14 of 40 right
+    ("a blank ruled page", lambda d: predict(ruled(np.full((280, 280, 3), 245, np.uint8))).label, None, None),  # before: read as a digit
+    ("a 7 drawn with a 1-px pen, 400x400", lambda d: predict(pen_seven(400, 1)).label, None, 7),  # before: "1"
+    ("a 7 drawn with a 2-px pen, 1600x1600", lambda d: predict(pen_seven(1600, 2)).label, None, 7),  # before: "1"
     ("workers=0", lambda d: predict(d.test.images[SEVEN], workers=0), ValueError, "workers must be"),  # before: read on one thread, silently
 ]
+
+
+def on_paper(digit: np.ndarray, paper: tuple, ink: tuple, side: int = 280, page: int | None = None) -> np.ndarray:
+    "The digit drawn `side` pixels high in `ink` on `paper` (RGB 0-255), in the middle of a `page`-pixel page."
+    alpha = np.asarray(Image.fromarray(digit).resize((side, side)), np.float32)[..., None] / 255
+    drawn = (np.array(paper, np.float32) * (1 - alpha) + np.array(ink) * alpha).astype(np.uint8)
+    out = np.empty((page or side, page or side, 3), np.uint8)
+    out[:] = paper
+    at = ((page or side) - side) // 2
+    out[at : at + side, at : at + side] = drawn
+    return out
+
+
+def right_on(d, make_page, n: int = 40) -> int:
+    "How many of the first `n` test digits, each on a page `make_page` makes of it, read right."
+    pages = [make_page(d.test.images[i].numpy()) for i in range(n)]
+    return sum(p.label == label for p, label in zip(predict(pages), d.test.labels[:n].tolist()))
+
+
+def ruled(page: np.ndarray, colour=(90, 130, 200), every: int = 24, grid: bool = False) -> np.ndarray:
+    "`page` with 2-pixel lines of `colour` across it (and down it, for grid paper)."
+    out = page.copy()
+    for y in range(every // 2, out.shape[0], every):
+        out[y : y + 2] = colour
+    for x in range(every // 2, out.shape[1], every) if grid else []:
+        out[:, x : x + 2] = colour
+    return out
+
+
+def pen_seven(side: int, width: int) -> Image.Image:
+    "A 7 drawn with a `width`-pixel pen on a white `side`-pixel canvas."
+    canvas = Image.new("L", (side, side), 255)
+    corners = [(0.25 * side, 0.2 * side), (0.75 * side, 0.2 * side), (0.45 * side, 0.85 * side)]
+    ImageDraw.Draw(canvas).line(corners, fill=0, width=width)
+    return canvas
 
 
 def closed_image():

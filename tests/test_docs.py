@@ -207,7 +207,7 @@ def test_the_docs_draw_page_reads_what_predict_reads(browser, server):
 
     from mnist_nbdev.prediction import mnist_image
     from mnist_nbdev.prediction import predict
-    from mnist_nbdev.prediction import to_gray
+    from mnist_nbdev.prediction import image_pixels
 
     model = load_model()
     browser.get(server + "draw/index.html")
@@ -228,7 +228,7 @@ def test_the_docs_draw_page_reads_what_predict_reads(browser, server):
         label, image, url = browser.execute_async_script(read)
         picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
         expected = predict(picture, model).label
-        prepared = mnist_image(to_gray(picture)).astype(int)  # what predict's model reads
+        prepared = mnist_image(image_pixels(picture)).astype(int)  # what predict's model reads
         differ = np.abs(np.array(image) - prepared)
         # the same preparation: each pixel within a few grey levels (area averaging rounds its own way)
         assert differ.mean() < 2 and differ.max() <= 32, (name, differ.mean(), differ.max())

@@ -32,7 +32,7 @@ from mnist_nbdev.prediction import as_photo
 from mnist_nbdev.prediction import mnist_image
 from mnist_nbdev.prediction import open_image
 from mnist_nbdev.prediction import predict
-from mnist_nbdev.prediction import to_gray
+from mnist_nbdev.prediction import read_pixels
 from mnist_nbdev.serving import MAX_BODY
 from mnist_nbdev.serving import MAX_FILES
 from mnist_nbdev.serving import NO_FILES
@@ -151,7 +151,7 @@ def test_answers_agree_with_predict_on_the_same_bytes(client, model):
     answers = client.post("/predict", files=files).json()
     for (_, (name, data, _)), answer in zip(files, answers):
         expected = predict(open_image(data, name=name), model).to_dict()
-        read = mnist_image(to_gray(open_image(data, name=name)))  # what the model read
+        read = mnist_image(read_pixels(data, name))  # what the model read
         assert answer == {"name": name, **expected, "image": read.tolist()}
     labels = [a["label"] for a in answers[2:]]
     assert labels == test.labels[:8].tolist()
