@@ -33,15 +33,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+from serve_load import free_port  # this folder: run as a script, or imported with it on sys.path
+from serve_load import wait_until_up
 
 HERE = Path(__file__).parent
 SIDE = 6300  # 39.7 million pixels: just under prediction.MAX_PIXELS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def largest_image(side: int = SIDE) -> bytes:
@@ -70,20 +66,6 @@ def server_command(port: int, request_timeout: float | None) -> list[str]:
     code = ("from mnist_nbdev.serving import serve; "
             f"serve(port={port}, request_timeout={request_timeout})")
     return [sys.executable, "-c", code]
-
-
-def wait_until_up(url: str, server: subprocess.Popen, deadline_s: float = 60) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with status {server.returncode}")
-        time.sleep(0.1)
-    raise SystemExit(f"the server did not answer within {deadline_s:.0f} s")
 
 
 def sender(url: str, png: bytes, until: float, results: list) -> None:
