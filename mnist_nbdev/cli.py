@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['RENAMED', 'LAUNCHER', 'MANY_FILES', 'COMMANDS', 'CommandError', 'run_command', 'add_fields', 'train_parser',
-           'from_options', 'torchrun_command', 'train_main', 'evaluate_main', 'predict_files', 'predict_main',
-           'export_main', 'serve_main']
+           'from_options', 'torchrun_command', 'train_main', 'evaluate_main', 'predict_files', 'read_number_files',
+           'predict_main', 'export_main', 'serve_main']
 
 # %% ../nbs/06_cli.ipynb #4c98a182
 import argparse
@@ -178,6 +178,12 @@ def train_parser() -> argparse.ArgumentParser:
                      help="folder for the model and checkpoints (default: mnist_model)")
     own.add_argument("--resume", action="store_true",
                      help="continue from the checkpoint in --out")
+    own.add_argument("--negatives", type=int, default=0, metavar="N",
+                     help="shapes that are not digits, taught as an eleventh answer, "
+                          '"not a digit" (default: 0; the packaged model: 10000)')
+    own.add_argument("--valid", type=int, metavar="N",
+                     help="training digits held out to calibrate the confidence "
+                          "(default: 5000 with --negatives, else none)")
     run = p.add_argument_group("torchrun's")
     run.add_argument("--nproc", type=int, default=1,
                      help="processes on this machine, under torchrun (default: 1)")
@@ -277,6 +283,31 @@ def _launcher_needed(args: argparse.Namespace) -> bool:
     return asked and "WORLD_SIZE" not in os.environ
 
 
+def _held_out(args: argparse.Namespace) -> int:
+    "How many training digits `--valid` holds out: checked, or its default."
+    from mnist_nbdev.refusal import VALID
+
+    if args.negatives < 0:
+        raise ValueError(f"--negatives must be 0 or more, got {args.negatives}")
+    valid = args.valid if args.valid is not None else VALID if args.negatives else 0
+    if valid < 0 or (args.negatives and valid == 0):
+        raise ValueError(f"--valid must be at least 1 with --negatives (the "
+                         f"temperature is fitted on held-out digits), got {valid}")
+    return valid
+
+
+def _run_training(args: argparse.Namespace, config, runtime):
+    "`train`, or `train_refusing` when asked for shapes or a validation split."
+    from mnist_nbdev.refusal import train_refusing
+    from mnist_nbdev.training import train
+
+    valid = _held_out(args)
+    if args.negatives or valid:
+        return train_refusing(config, args.out, args.negatives, valid, args.resume,
+                              runtime=runtime)
+    return train(config, out_dir=args.out, resume=args.resume, runtime=runtime)
+
+
 def _train(args: argparse.Namespace, argv: list) -> int:
     "The body of `mnist-train`."
     import torch.distributed as dist
@@ -285,15 +316,15 @@ def _train(args: argparse.Namespace, argv: list) -> int:
     from mnist_nbdev.training import Runtime
     from mnist_nbdev.training import TrainConfig
     from mnist_nbdev.training import TrainingError
-    from mnist_nbdev.training import train
 
     config = from_options(TrainConfig, args).resolved()
     runtime = from_options(Runtime, args).checked()
+    _held_out(args)  # a bad --negatives or --valid: refused before any process starts
     if _launcher_needed(args):
         return _launch(args, argv, config)
     rank = int(os.environ.get("RANK", "0"))
     try:
-        result = train(config, out_dir=args.out, resume=args.resume, runtime=runtime)
+        result = _run_training(args, config, runtime)
     except TrainingError as e:
         raise CommandError(str(e)) from None
     except RuntimeError as e:  # gloo and nccl report a lost peer so, after the timeout
@@ -307,6 +338,10 @@ def _train(args: argparse.Namespace, argv: list) -> int:
     info = result.info
     done = (f"test accuracy {result.test_accuracy:.2%} on {info['test_images']:,} "
             f"test images ({info['train_seconds']:.1f} s)")
+    if "temperature" in info:
+        done += f"; calibrated, temperature {info['temperature']:.3f}"
+    if "test_refused" in info:
+        done += f"; {info['test_refused']:.2%} of them refused as not a digit"
     if rank == 0:
         print(_shown(f"{done}; model saved to {Path(args.out).resolve()}"))
     elif os.environ.get("LOCAL_RANK") == "0":  # the first process of another machine
@@ -406,6 +441,56 @@ def predict_files(
         pool.shutdown(wait=False, cancel_futures=True)
     return prediction.read_items(model, files, prepared)
 
+# %% ../nbs/06_cli.ipynb #a7169595
+def read_number_files(
+    files: list,  # image files: paths
+    model: str | None = None,  # a model folder; None: the model in the package
+) -> list:
+    "`read_number` for each file, one model for all; a file that fails keeps its error."
+    from mnist_nbdev.numbers import NumberReading
+    from mnist_nbdev.numbers import read_number
+    from mnist_nbdev.prediction import ImageError
+
+    model = _load(model)
+    results = []
+    for f in files:
+        try:
+            results.append(read_number(f, model))
+        except Exception as e:  # whatever one file does wrong stops no other
+            why = str(e) if isinstance(e, ImageError) else \
+                f"{f}: cannot be read ({type(e).__name__}: {e})"
+            results.append(NumberReading(None, [], path=str(f), error=why))
+    return results
+
+
+def _number_line(
+    r,  # a `NumberReading` of a file
+) -> str:
+    "`photo.png: 427 (digits 99.1%, 98.0%, 97.5% sure)`, or why there is no number."
+    if r.error is not None:
+        return f"{r.path}  error: {r.error.removeprefix(r.path + ': ')}"
+    if r.number is None:
+        return f"{r.path}: no number ({r.reason})"
+    sure = ", ".join(f"{100 * d['confidence']:.1f}%" for d in r.digits)
+    return f"{r.path}: {r.number} (digits {sure} sure)"
+
+
+def _print_numbers(
+    results: list,  # `NumberReading`s of the files
+    as_json: bool,  # a JSON list, else a line each
+) -> int:
+    "Print `mnist-predict --number`'s answer; the exit status: 1 if a file failed."
+    if as_json:
+        rows = [{k: _shown(v) if isinstance(v, str) else v
+                 for k, v in r.to_dict().items()} for r in results]
+        print(json.dumps(rows, indent=2, allow_nan=False))
+    for r in results if not as_json else []:
+        print(_shown(_number_line(r)))
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"mnist-predict: error: {_shown(r.error)}", file=sys.stderr)
+    return 1 if failed else 0
+
 # %% ../nbs/06_cli.ipynb #baaf1a15
 def predict_main(
     argv: list | None = None,  # the command's words; None: the command line's
@@ -414,9 +499,13 @@ def predict_main(
     p = _parser("mnist-predict", "Read the handwritten digit in each image file.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, ... files")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--number", action="store_true",
+                   help="read each image as a whole number, its digits left to right")
     args = p.parse_args(argv)
 
     def body() -> int:
+        if args.number:
+            return _print_numbers(read_number_files(args.images, args.model), args.json)
         results = predict_files(list(args.images), args.model)
         if args.json:
             rows = [{k: _shown(v) if isinstance(v, str) else v
@@ -428,7 +517,8 @@ def predict_main(
             else:
                 label = "none" if r.label is None else r.label
                 confidence = "-" if r.confidence is None else f"{r.confidence:.3f}"
-                print(_shown(f"{r.path}  {label}  {confidence}"))
+                why = f"  {r.reason}" if r.reason else ""  # no ink, or not a digit
+                print(_shown(f"{r.path}  {label}  {confidence}{why}"))
         failed = [r for r in results if r.error]
         for r in failed:
             print(f"mnist-predict: error: {_shown(r.error)}", file=sys.stderr)

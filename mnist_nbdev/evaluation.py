@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['REPORT_KEYS', 'DISTORTIONS', 'predict_split', 'check_fits', 'confusion', 'evaluate', 'format_report',
-           'plot_confusion', 'plot_per_class_accuracy', 'confident_mistakes', 'plot_mistakes', 'distort', 'robustness',
-           'plot_robustness', 'person_like', 'person_like_photos']
+           'plot_confusion', 'plot_per_class_accuracy', 'confident_mistakes', 'plot_mistakes', 'fit_temperature',
+           'reliability', 'calibration_error', 'plot_reliability', 'distort', 'robustness', 'plot_robustness',
+           'person_like', 'person_like_photos']
 
 # %% ../nbs/03_evaluation.ipynb #24fd6570
 import io
@@ -234,13 +235,19 @@ def format_report(
     lines.append(
         f"{'class':>5}  {'precision':>9}  {'recall':>6}  {'f1':>6}  {'support':>7}"
     )
-    for c, m in report["per_class"].items():
-        scores = f"{m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:6.4f}"
-        lines.append(f"{c:>5}  {scores}  {m['support']:7d}")
-    lines += ["", "confusion matrix (rows: true digit, columns: predicted)"]
     cm = report["confusion_matrix"]
-    lines.append("      " + "".join(f"{j:>6}" for j in range(len(cm))))
-    lines += [f"{i:>6}" + "".join(f"{v:6d}" for v in row) for i, row in enumerate(cm)]
+    names = [str(c) for c in range(len(cm))]
+    if len(cm) == 11:  # a model that can refuse: its eleventh answer, "not a digit"
+        names[10] = "none"
+    for name, m in zip(names, report["per_class"].values()):
+        scores = f"{m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:6.4f}"
+        lines.append(f"{name:>5}  {scores}  {m['support']:7d}")
+    lines += ["", "confusion matrix (rows: true digit, columns: predicted)"]
+    lines.append("      " + "".join(f"{name:>6}" for name in names))
+    lines += [f"{n:>6}" + "".join(f"{v:6d}" for v in row) for n, row in zip(names, cm)]
+    if len(cm) == 11:
+        lines += ["", 'none: "not a digit", the answer of a model that can refuse '
+                  "(the refusal page)"]
     return "\n".join(lines)
 
 # %% ../nbs/03_evaluation.ipynb #ce55fd28
@@ -278,7 +285,7 @@ def plot_per_class_accuracy(
     import matplotlib.pyplot as plt
 
     report = _report(report)
-    classes = list(report["per_class"])
+    classes = [c for c, m in report["per_class"].items() if m["support"]]  # digits
     recall = [100 * report["per_class"][c]["recall"] for c in classes]
     fig, ax = plt.subplots(figsize=(6, 2.8))
     ax.bar(classes, recall)
@@ -327,6 +334,81 @@ def plot_mistakes(
     conf, preds = probs.max(1)
     titles = [f"{int(split.labels[i])} → {int(preds[i])} ({conf[i]:.0%})" for i in idx]
     return show_digits(split.images[idx], titles, ncols=5, size=1.3)  # fits the page
+
+# %% ../nbs/03_evaluation.ipynb #6af92eeb
+def fit_temperature(
+    logits: torch.Tensor,  # (N, C) of images the model did not train on
+    labels: torch.Tensor,  # (N,) their true classes
+    low: float = 0.02,  # the range searched
+    high: float = 50.0,
+    steps: int = 400,  # temperatures tried, evenly on a log scale
+) -> float:
+    "The temperature `T` whose `softmax(logits / T)` fits `labels` best (least NLL)."
+    logits, labels = _probs(logits, "logits").float(), _classes(labels, "labels")
+    if len(logits) != len(labels) or not len(labels):
+        raise ValueError(f"logits has {len(logits)} rows and labels {len(labels)}: "
+                         "one of each per image, at least one")
+    if not (0 < low < high):
+        raise ValueError(f"need 0 < low < high, got low {low} and high {high}")
+    temperatures = torch.logspace(math.log10(low), math.log10(high), steps)
+    nll = torch.stack([F.cross_entropy(logits / t, labels) for t in temperatures])
+    return float(temperatures[nll.argmin()])
+
+# %% ../nbs/03_evaluation.ipynb #ba73c27d
+def reliability(
+    probs: torch.Tensor,  # (N, C) probabilities
+    labels: torch.Tensor,  # (N,) true classes
+    bins: int = 15,  # of equal width over confidence in [0, 1]
+) -> list:
+    "Per non-empty bin of confidence: its range, count, mean confidence and accuracy."
+    probs, labels = _probs(probs), _classes(labels, "labels")
+    bins = _whole(bins, "bins", 1)
+    if len(probs) != len(labels):
+        raise ValueError(f"probs has {len(probs)} rows and labels {len(labels)}: "
+                         "one of each per image")
+    confidence, preds = probs.double().max(1)
+    right = (preds == labels).double()
+    which = (confidence * bins).long().clamp(0, bins - 1)
+    return [{"low": b / bins, "high": (b + 1) / bins, "count": int(inside.sum()),
+             "confidence": confidence[inside].mean().item(),
+             "accuracy": right[inside].mean().item()}
+            for b in range(bins) if (inside := which == b).any()]
+
+
+def calibration_error(
+    probs: torch.Tensor,  # (N, C) probabilities
+    labels: torch.Tensor,  # (N,) true classes
+    bins: int = 15,
+) -> float:
+    "Expected calibration error: the mean |confidence - accuracy| over the bins."
+    rows = reliability(probs, labels, bins)
+    total = sum(r["count"] for r in rows)
+    return sum(r["count"] * abs(r["confidence"] - r["accuracy"]) for r in rows) / total
+
+# %% ../nbs/03_evaluation.ipynb #fe2614e2
+def plot_reliability(
+    curves: dict,  # name -> (probs, labels), each drawn as one diagram
+    bins: int = 15,
+):
+    "Reliability diagrams side by side: accuracy per confidence bin, and the diagonal."
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 4),
+                             squeeze=False)
+    for ax, (name, (p, y)) in zip(axes[0], curves.items()):
+        rows = reliability(p, y, bins)
+        ax.bar([r["low"] for r in rows], [r["accuracy"] for r in rows], 1 / bins,
+               align="edge", edgecolor="black", label="accuracy")
+        ax.plot([0, 1], [0, 1], "r--", label="calibrated")
+        for r in rows:
+            ax.text((r["low"] + r["high"]) / 2, 0.02, f"{r['count']:,}", rotation=90,
+                    ha="center", va="bottom", fontsize=7)
+        error = calibration_error(p, y, bins)
+        ax.set(title=f"{name}: error {error:.2%}", xlabel="confidence", xlim=(0, 1),
+               ylim=(0, 1), ylabel="share right")
+        ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/03_evaluation.ipynb #c20dc05d
 DISTORTIONS = {  # the set amounts `robustness` measures, by kind

@@ -14,6 +14,7 @@ import inspect
 import json
 import os
 import tempfile
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -246,6 +247,12 @@ def _record_fault(info: dict) -> str | None:
     mean, std = norm["mean"], norm["std"]
     if not (_number(mean) and _number(std) and 0 <= mean <= 1 and 0 < std <= 1):
         return f"normalization needs 0 <= mean <= 1 and 0 < std <= 1, not {norm}"
+    t = info.get("temperature", 1.0)  # see `Classifier.temperature`
+    if not (_number(t) and 0.01 <= t <= 100):
+        return f"temperature should be a number from 0.01 to 100, not {t!r}"
+    refuse_at = info.get("refuse_at", 0.5)  # see `reading` (the prediction page)
+    if not (_number(refuse_at) and 0 < refuse_at <= 1):
+        return f"refuse_at should be a probability above 0, not {refuse_at!r}"
     return None
 
 # %% ../nbs/01b_files.ipynb #e5d5bde5
@@ -295,19 +302,51 @@ def load_model(
 USES = """\
 Reading one handwritten digit: a scan, a photo or a drawing of a single digit,
 through `predict` (which prepares the image as MNIST's were made) or
-`mnist-predict`. Out of scope: numbers of several digits, letters and symbols (it has no
-"not a digit" answer: it always names a digit), and anything where a wrong reading
-costs more than a second look: a person should check it."""
+`mnist-predict`; a number of several digits through `read_number` or
+`mnist-predict --number`, which cut it into digits first. Out of scope: anything
+where a wrong reading costs more than a second look: a person should check it."""
 LIMITS = """\
-- One digit per image: a number of several digits is read as one digit.
-- Its confidence is a ranking, not a calibrated probability: trained with label
-  smoothing, a clear digit gets about 0.9, and a scribble may still get a high
-  score.
 - MNIST's writers were American census employees and students around 1990: other
   writing styles (a 1 with a flag, a 7 with a bar, a closed 4) may read worse than
   the test accuracy suggests.
 - Photos of dark ink on light paper are expected; coloured or ruled paper may
   confuse it."""
+
+
+def _bullet(text: str) -> str:
+    "A Markdown list item, wrapped at 84 columns."
+    return textwrap.fill(text, 84, initial_indent="- ", subsequent_indent="  ")
+
+
+def _limits(info: dict) -> str:
+    "The limitations: what the record says of refusal and confidence, then `LIMITS`."
+    classes = info.get("model_args", {}).get("n_classes", 10)
+    if classes == 11:
+        refuse = _bullet('It answers "not a digit" (its eleventh class) for shapes '
+                         "like those it was taught: letters, symbols, scribbles, "
+                         "digits drawn over each other; a shape unlike all of them may "
+                         "still be read as a digit.")
+    else:
+        refuse = _bullet('It has no "not a digit" answer: a letter, a symbol or a '
+                         "scribble is read as some digit.")
+    if "temperature" in info:
+        found = info.get("test_calibration_error", {})
+        errors = (f", which brings the test set's expected calibration error from "
+                  f"{found['before']:.2%} to {found['after']:.2%}"
+                  if {"before", "after"} <= set(found) else "")
+        t, held = info["temperature"], info.get("valid_images", 0)
+        sure = _bullet(f"Its confidence is calibrated, a probability: of the digits "
+                       f"read with confidence p, about a share p are right. The "
+                       f"logits are divided by a temperature of {t:.3f}, fitted on "
+                       f"{held:,} images held out of training{errors}. On writing "
+                       "unlike MNIST's it may still be too sure.")
+    else:
+        sure = _bullet("Its confidence is a ranking, not a calibrated probability: "
+                       "with label smoothing a clear digit gets about 0.9, and a "
+                       "scribble may still score high.")
+    return "\n".join([refuse, sure, LIMITS])
+
+
 DATASET = """\
 Data: MNIST (LeCun, Cortes and Burges), 60,000 training and 10,000 test images of
 28x28 handwritten digits, made from NIST's Special Databases 1 and 3. Its files are
@@ -319,7 +358,7 @@ from mnist_nbdev.files import load_model
 from mnist_nbdev.prediction import predict
 
 model = load_model("path/to/this/folder")  # no folder: the model inside the package
-print(predict("my_digit.png", model))
+print(predict("my_digit.png", model))  # label None and a reason: no digit there
 ```
 
 From a shell: `mnist-predict my_digit.png --model path/to/this/folder`."""
@@ -348,13 +387,26 @@ def _front_matter(info: dict) -> str:
     return "\n".join(lines + ["---"])
 
 # %% ../nbs/01b_files.ipynb #4b8f2b0c
+def _images_line(info: dict) -> str | None:
+    "What the model trained on: MNIST's training images, less any held out, and shapes."
+    config = info.get("config", {})
+    if not config:
+        return None
+    if config.get("train_subset"):
+        return str(config["train_subset"])
+    valid, shapes = info.get("valid", 0), info.get("negatives", 0)
+    if not valid:
+        return "60,000 (all of MNIST's training set)"
+    line = f"{60_000 - valid:,} of MNIST's, the last {valid:,} held out to calibrate"
+    return line + (f"; and {shapes:,} shapes that are not digits" if shapes else "")
+
+
 def _training_lines(info: dict) -> list[str]:
     "What the record says of how the model was trained, a line a fact it holds."
     config, runtime = info.get("config", {}), info.get("runtime", {})
     facts = [("recipe", info.get("recipe")), ("seed", info.get("seed")),
              ("epochs", len(info["history"]) if "history" in info else None),
-             ("training images", config.get("train_subset") or
-              ("60,000 (all of MNIST's training set)" if config else None)),
+             ("training images", _images_line(info)),
              ("seconds", round(info["train_seconds"]) if "train_seconds" in info
               else None),
              ("device", runtime.get("device")),
@@ -376,17 +428,28 @@ def _evaluation_lines(info: dict, report: dict | None) -> list[str]:
         accuracy = f"{info['test_accuracy']:.2%}"
         lines.append(f"Test accuracy: **{accuracy}** on {n} MNIST test images, "
                      "measured at the end of training.")
+    if "test_refused" in info:
+        lines.append(f"As `predict` answers, with its threshold: "
+                     f"{info['test_refused']:.2%} of the test digits refused as not a "
+                     f"digit, and {info['test_accepted_accuracy']:.2%} of the rest "
+                     "read right.")
     if report is not None:
         n, accuracy = report["n_images"], report["accuracy"]
         lines += ["", f"Per class, from `mnist-evaluate` on {n:,} images "
                   f"(accuracy {accuracy:.2%}):", "",
                   "| digit | precision | recall | F1 | images |",
                   "|---|---|---|---|---|"]
-        lines += [f"| {c} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} "
-                  f"| {s['support']} |" for c, s in report["per_class"].items()]
+        names = {"10": "not a digit"} if len(report["per_class"]) == 11 else {}
+        lines += [f"| {names.get(c, c)} | {s['precision']:.4f} | {s['recall']:.4f} "
+                  f"| {s['f1']:.4f} | {s['support']} |"
+                  for c, s in report["per_class"].items()]
     return lines or ["No test figures recorded."]
 
 # %% ../nbs/01b_files.ipynb #0cb6442d
+def _outputs(n: int) -> str:
+    return "eleven: ten digits and not a digit," if n == 11 else f"{n}"
+
+
 def model_card(
     info: dict,  # a model's record, as `model.json` holds it
     report: dict | None = None,  # `evaluate`'s report, for a per-class table
@@ -404,10 +467,11 @@ def model_card(
         "`mnist_nbdev.prediction.predict` prepares any image; the model normalises "
         "them "
         f"itself (mean {norm.get('mean', 0):.4f}, std {norm.get('std', 1):.4f})",
-        "- output: ten scores (logits); softmax gives the probabilities",
+        f"- output: {_outputs(args.get('n_classes', 10))} scores (logits); softmax "
+        "gives the probabilities",
         "- files: `model.safetensors` (weights) and `model.json` (its record); "
         "loading runs no code",
-        "", "## Uses", "", USES, "", "## Limitations", "", LIMITS, "",
+        "", "## Uses", "", USES, "", "## Limitations", "", _limits(info), "",
         "## Training", "", DATASET, "", *_training_lines(info), "",
         "## Evaluation", "", *_evaluation_lines(info, report), "",
         "## How to use", "", HOW_TO]

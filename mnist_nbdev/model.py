@@ -71,10 +71,18 @@ class Classifier(nn.Module):
         self.net, self.mean, self.std = net, float(mean), float(std)
         self.info = dict(info or {})
 
+    @property
+    def temperature(self) -> float:
+        "Logits are divided by this: 1 as trained; fitted later (the evaluation page)."
+        return float(self.info.get("temperature", 1.0))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if getattr(self.net, "normalizes", False):  # it folds them in (fast_cnn page)
-            return self.net(x, self.mean, self.std)
-        return self.net(normalize(x, self.mean, self.std))  # (B, n_classes) logits
+            logits = self.net(x, self.mean, self.std)
+        else:
+            logits = self.net(normalize(x, self.mean, self.std))  # (B, n_classes)
+        t = self.temperature
+        return logits if t == 1 else logits / t
 
 # %% ../nbs/01_model.ipynb #5a9a3d94
 def blocks_output_size(

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['MAX_SIDE', 'COLOUR_MODES', 'MIN_CONTRAST', 'GLARE', 'MID_TONE', 'BINS', 'EIGHT', 'MIN_INK', 'LINE_TILT', 'LINE_COVER',
            'LINE_ENDS', 'LINE_WIDTH', 'LINE_SAMPLES', 'SLOPE_PIXELS', 'RIDGE', 'STROKE', 'THIN', 'DIGIT_BOX',
-           'IMAGE_SIDE', 'MAX_PIXELS', 'FORMATS', 'MIN_SIDE', 'WORKERS', 'as_photo', 'ImageError', 'unit_floats',
-           'to_gray', 'image_pixels', 'shrink', 'ink_on_black', 'ink_strength', 'remove_background', 'remove_lines',
-           'crop_to_ink', 'thicken', 'fit_in_box', 'center_by_mass', 'is_mnist_like', 'mnist_image', 'PixelBudget',
-           'open_image', 'read_pixels', 'Prediction', 'read_prepared', 'predict_images', 'prepare', 'prepare_all',
-           'read_items', 'predict']
+           'IMAGE_SIDE', 'MAX_PIXELS', 'FORMATS', 'NOT_A_DIGIT', 'NO_INK', 'MIN_SIDE', 'WORKERS', 'as_photo',
+           'ImageError', 'unit_floats', 'to_gray', 'image_pixels', 'shrink', 'ink_on_black', 'ink_strength',
+           'remove_background', 'remove_lines', 'crop_to_ink', 'thicken', 'fit_in_box', 'center_by_mass',
+           'is_mnist_like', 'mnist_image', 'PixelBudget', 'open_image', 'read_pixels', 'Prediction', 'reading',
+           'read_prepared', 'predict_images', 'prepare', 'prepare_all', 'read_items', 'predict']
 
 # %% ../nbs/04_prediction.ipynb #6ffe8787
 import functools
@@ -775,24 +775,30 @@ def read_pixels(
         raise ImageError(f"{name}: unreadable image ({e})") from None
 
 # %% ../nbs/04_prediction.ipynb #3784d3f3
+NOT_A_DIGIT = 10  # the class of "not a digit", in a model that has one (11 classes)
+NO_INK = "no digit found: nothing stands out from the paper"
+
+
 @dataclass
 class Prediction:
     "What the model reads in one image."
 
-    label: int | None  # the digit; None when no digit was found (or the file failed)
-    confidence: float | None  # probability of `label`
-    probabilities: list | None  # one per class
+    label: int | None  # the digit; None: no digit (`reason`), or the file failed
+    confidence: float | None  # probability of the answer: `label`, or "not a digit"
+    probabilities: list | None  # one per digit, 0 to 9
     path: str | None = None  # the file, when read from one
     error: str | None = None  # why the file could not be read
+    reason: str | None = None  # why there is no digit: no ink, or not a digit
 
     def to_dict(self) -> dict:
-        "For JSON: path and error of a failed file; else the fields, path if any."
+        "For JSON: path and error of a failed file; else the fields that are set."
         if self.error is not None:
             return {"path": self.path, "error": self.error}
         fields = asdict(self)
         del fields["error"]
-        if self.path is None:
-            del fields["path"]
+        for name in ("path", "reason"):
+            if fields[name] is None:
+                del fields[name]
         return fields
 
 # %% ../nbs/04_prediction.ipynb #29df9933
@@ -869,6 +875,19 @@ def _read_pixelss(item) -> list:
     return _array_images(item)
 
 # %% ../nbs/04_prediction.ipynb #edf101b2
+def reading(
+    row: list,  # the probabilities of one image: ten digits, maybe "not a digit"
+    refuse_at: float = 0.5,  # "not a digit" at least this likely: the answer
+) -> Prediction:
+    "The answer the probabilities give: the likeliest digit, or not a digit."
+    label = int(np.argmax(row))
+    p = row[NOT_A_DIGIT] if len(row) > NOT_A_DIGIT else 0.0  # of "not a digit"
+    if label == NOT_A_DIGIT or p >= refuse_at:
+        why = f"not a digit: it looks like none of 0-9 ({100 * p:.0f}% likely not one)"
+        return Prediction(None, p, row[:NOT_A_DIGIT], reason=why)
+    return Prediction(label, row[label], row[:NOT_A_DIGIT])
+
+
 def read_prepared(
     model,  # pixels in [0, 1] -> logits: an `nn.Module`, as a `Classifier` is
     prepared: list,  # 28x28 images from `mnist_image`; None where no digit was found
@@ -888,15 +907,9 @@ def read_prepared(
             x = to_pixels(batch).to(device)  # (N, 1, 28, 28) in [0, 1]
             rows.extend(model(x).softmax(1).cpu().tolist())
     rows = iter(rows)
-    results = []
-    for p in prepared:
-        if p is None:
-            results.append(Prediction(None, None, None))
-        else:
-            row = next(rows)
-            label = int(np.argmax(row))
-            results.append(Prediction(label, row[label], row))
-    return results
+    refuse_at = getattr(model, "info", {}).get("refuse_at", 0.5)  # the refusal page
+    return [Prediction(None, None, None, reason=NO_INK) if p is None
+            else reading(next(rows), refuse_at) for p in prepared]
 
 # %% ../nbs/04_prediction.ipynb #29ae964c
 def predict_images(

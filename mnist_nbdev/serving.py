@@ -21,6 +21,8 @@ from torch import nn
 
 from .export import require_extra
 from .files import load_model
+from .numbers import number_pieces
+from .numbers import read_pieces
 from .prediction import MAX_PIXELS
 from .prediction import ImageError
 from .prediction import PixelBudget
@@ -41,20 +43,28 @@ def read_upload(
     name: str,  # the upload's file name, for the answer and its messages
     data: bytes,  # the file's content
     budget: PixelBudget | None = None,  # what the request may still decode
+    number: bool = False,  # read a whole number (`read_number`), not one digit
 ) -> dict:
     "What `/predict` answers for one uploaded file: its reading, or why it has none."
     try:
         with DECODING:  # whoever sent it, at most MAX_DECODES at once
-            seen = mnist_image(read_pixels(data, name, budget))  # 28x28, or None
+            pixels = read_pixels(data, name, budget)
+            if number:
+                found = number_pieces(pixels)
+            else:
+                seen = mnist_image(pixels)  # 28x28, or None
+        if number:
+            return {"name": name, **read_pieces(model, found).to_dict()}
         (p,) = read_prepared(model, [seen])
     except ImageError as e:
         return {"name": name, "error": str(e)}
     except Exception as e:  # an input no check foresaw: its error, not a failed request
         _log.exception("reading %r failed", name)
         return {"name": name, "error": f"{name}: cannot be read ({type(e).__name__})"}
+    why = {"reason": p.reason} if p.reason else {}  # no ink, or not a digit
     return {"name": name, "label": p.label, "confidence": p.confidence,
             "probabilities": p.probabilities,  # and the 28x28 image the model read
-            "image": None if seen is None else seen.tolist()}
+            "image": None if seen is None else seen.tolist(), **why}
 
 # %% ../nbs/05a_serving.ipynb #10c529ad
 MAX_BODY = 10 * 1024 * 1024  # bytes in one request: a few phone photos
@@ -224,14 +234,15 @@ def make_app(
         return JSONResponse({"detail": _what_to_send(error.errors())}, status_code=422)
 
     @app.post("/predict")
-    def predict_files(files: list[fastapi.UploadFile] = fastapi.File()):
-        "The digit in each image, in the order sent."
+    def predict_files(files: list[fastapi.UploadFile] = fastapi.File(),
+                      number: bool = False):
+        "The digit in each image, in the order sent; with `?number=true`, the number."
         if len(files) > MAX_FILES:
             detail = f"at most {MAX_FILES} images per request, got {len(files)}"
             return JSONResponse({"detail": detail}, status_code=422)
         budget = PixelBudget(REQUEST_PIXELS)
         return JSONResponse([read_upload(shared, f.filename or f"file {i}",
-                                         f.file.read(), budget)
+                                         f.file.read(), budget, number)
                              for i, f in enumerate(files, 1)])
 
     @app.get("/health")

@@ -29,8 +29,10 @@ from mnist_nbdev.data import IDXError
 from mnist_nbdev.data import load_mnist
 from mnist_nbdev.data import parse_idx
 from mnist_nbdev.data import to_pixels
+from mnist_nbdev.evaluation import calibration_error
 from mnist_nbdev.evaluation import confusion
 from mnist_nbdev.evaluation import evaluate
+from mnist_nbdev.evaluation import fit_temperature
 from mnist_nbdev.evaluation import format_report
 from mnist_nbdev.evaluation import person_like
 from mnist_nbdev.evaluation import robustness
@@ -41,8 +43,15 @@ from mnist_nbdev.model import Classifier
 from mnist_nbdev.files import ModelFileError
 from mnist_nbdev.model import TutorialCNN
 from mnist_nbdev.files import load_model
+from mnist_nbdev.prediction import NO_INK
 from mnist_nbdev.prediction import ImageError
+from mnist_nbdev.numbers import read_number
 from mnist_nbdev.prediction import predict
+from mnist_nbdev.refusal import glyph
+from mnist_nbdev.refusal import not_digits
+from mnist_nbdev.refusal import refusal_splits
+from mnist_nbdev.refusal import scribble
+from mnist_nbdev.refusal import train_refusing
 from mnist_nbdev.training import LOCK_FILE
 from mnist_nbdev.training import Runtime
 from mnist_nbdev.training import TrainConfig
@@ -318,6 +327,9 @@ CLI = [
     Row("model: std 0", with_model(lambda f: make_model(f, lambda i: i["normalization"].update(std=0))), 1, "0 < std <= 1"),
     Row("model: mean NaN", with_model(lambda f: make_model(f, lambda i: i["normalization"].update(mean=float("nan")))), 1, "normalization needs"),
     Row("model: model_args missing", with_model(lambda f: make_model(f, lambda i: i.pop("model_args"))), 1, "lacks model_args"),
+    Row("model: temperature a string", with_model(lambda f: make_model(f, lambda i: i.update(temperature="hot"))), 1, "temperature should be a number from 0.01 to 100, not 'hot'"),  # new field (issue 28)
+    Row("model: temperature 0", with_model(lambda f: make_model(f, lambda i: i.update(temperature=0))), 1, "temperature should be a number from 0.01 to 100, not 0"),  # new field: would divide by zero
+    Row("model: refuse_at 0", with_model(lambda f: make_model(f, lambda i: i.update(refuse_at=0))), 1, "refuse_at should be a probability above 0"),  # new field: would refuse every digit
     Row("model: weights of another model", with_model(lambda f: make_model(f, weights=b"\x00" * 64)), 1, "mnist-train --resume"),
     Row("model: NaN weights", with_model(nan_weights), 1, "not-a-number or infinite weights"),
     Row("model: evaluate, NaN weights", with_model(nan_weights, "mnist-evaluate"), 1, "not-a-number or infinite weights"),
@@ -336,6 +348,9 @@ CLI = [
     # mnist-train: options
     Row("train: batch size 0", train_with("--batch-size", "0"), 2, "bs must be at least 1, got 0"),
     Row("train: epochs 'two'", train_with("--epochs", "two"), 2, "invalid int value: 'two'"),
+    Row("train: --negatives -5", train_with("--negatives", "-5"), 2, "--negatives must be 0 or more, got -5"),  # new option (issue 28)
+    Row("train: --negatives without a validation split", train_with("--negatives", "100", "--valid", "0"), 2, "--valid must be at least 1 with --negatives"),  # new: no temperature could be fitted
+    Row("train: --valid half the training set", train_with("--valid", "30000", *QUICK), 2, "valid must be from 0 to 29999"),  # new option
     Row("train: epochs -1", train_with("--epochs", "-1"), 2, "epochs must be at least 1"),
     Row("train: lr nan", train_with("--lr", "nan"), 2, "lr must be a positive number"),
     Row("train: lr inf", train_with("--lr", "inf"), 2, "lr must be a positive number"),
@@ -446,7 +461,32 @@ API = [  # (name, call given the MNIST data, exception or None, phrase in its me
     ("a 7 drawn with a 1-px pen, 400x400", lambda d: predict(pen_seven(400, 1)).label, None, 7),  # before: "1"
     ("a 7 drawn with a 2-px pen, 1600x1600", lambda d: predict(pen_seven(1600, 2)).label, None, 7),  # before: "1"
     ("workers=0", lambda d: predict(d.test.images[SEVEN], workers=0), ValueError, "workers must be"),  # before: read on one thread, silently
+    ("a letter K", lambda d: predict(np.asarray(glyph("K", "DejaVuSans", np.random.default_rng(5)))).reason[:11], None, "not a digit"),  # before: read as a digit, 0.6 sure
+    ("a scribble", lambda d: predict(np.asarray(scribble(np.random.default_rng(3)))).label, None, None),  # before: read as a digit
+    ("a blank page gives its reason", lambda d: predict(np.full((64, 64), 0.9)).reason, None, NO_INK),  # before: label None, no reason
+    ("fit_temperature: 3 logits, 2 labels", lambda d: fit_temperature(torch.zeros(3, 10), torch.zeros(2, dtype=torch.long)), ValueError, "one of each per image"),
+    ("fit_temperature: a list", lambda d: fit_temperature([[1.0, 2.0]], torch.zeros(1, dtype=torch.long)), TypeError, "logits must be a 2-D tensor"),
+    ("calibration_error: labels 2-D", lambda d: calibration_error(torch.rand(4, 10), torch.zeros(4, 1, dtype=torch.long)), TypeError, "labels must be"),
+    ("calibration_error: bins=0", lambda d: calibration_error(torch.rand(4, 10), torch.zeros(4, dtype=torch.long), bins=0), ValueError, "bins must be"),
+    ("not_digits: fonts='mine'", lambda d: not_digits(3, fonts="mine"), ValueError, "fonts must be one of train, held out"),
+    ("refusal_splits: valid half the set", lambda d: refusal_splits(d, valid=30_000), ValueError, "valid must be from 0 to 29999"),
+    ("train_refusing: valid=0", lambda d: train_refusing(valid=0, data=d), ValueError, "valid must be at least 1"),
+    ("train_refusing: negatives=-1", lambda d: train_refusing(negatives=-1, data=d), ValueError, "negatives must be a whole number"),
+    ("read_number: a list", lambda d: read_number([d.test.images[0], d.test.images[1]]), ImageError, "read_number reads one image, not a list"),  # new function (issue 28)
+    ("read_number: a batch of 2", lambda d: read_number(np.zeros((2, 40, 40))), ImageError, "holds 2 images; read_number reads one"),
+    ("read_number: model=42", lambda d: read_number(d.test.images[0], model=42), TypeError, "model must be a Classifier"),
+    ("read_number: a blank page", lambda d: read_number(np.ones((60, 200))).reason, None, NO_INK),
+    ("read_number: a page of 30 specks", lambda d: read_number(specks(30)).reason[:14], None, "no number read"),
+    ("read_number: a 7 alone", lambda d: read_number(d.test.images[SEVEN]).number, None, "7"),
 ]
+
+
+def specks(n: int) -> np.ndarray:
+    "A white page with `n` short strokes in a row: too many pieces to be a number."
+    page = np.ones((60, 30 * n + 40))
+    for i in range(n):
+        page[20:40, 25 + 30 * i : 31 + 30 * i] = 0
+    return page
 
 
 def on_paper(digit: np.ndarray, paper: tuple, ink: tuple, side: int = 280, page: int | None = None) -> np.ndarray:

@@ -16,7 +16,7 @@ SITE = ROOT / "_docs"
 SHOTS = SITE / "screenshots"
 PAGES = ["index.html", "data.html", "batches.html", "model.html", "fast_cnn.html", "files.html",
          "loop.html", "speed.html", "checkpoints.html", "distributed.html", "training.html",
-         "evaluation.html", "prediction.html", "export.html", "serving.html", "cli.html", "draw.html"]
+         "evaluation.html", "prediction.html", "refusal.html", "numbers.html", "export.html", "serving.html", "cli.html", "draw.html"]
 NO_FIGURE = ("model.html", "fast_cnn.html", "files.html", "speed.html", "checkpoints.html",
              "distributed.html", "export.html", "cli.html", "draw.html")  # pages without a figure
 API = {  # a module page and the functions its API reference must show, each with its docments
@@ -30,8 +30,10 @@ API = {  # a module page and the functions its API reference must show, each wit
     "checkpoints.html": ["save_checkpoint", "restore"],
     "distributed.html": ["init_distributed", "weights_sha256"],
     "training.html": ["train", "claim_folder"],
-    "evaluation.html": ["evaluate", "plot_confusion"],
-    "prediction.html": ["predict", "mnist_image"],
+    "evaluation.html": ["evaluate", "plot_confusion", "fit_temperature", "calibration_error"],
+    "prediction.html": ["predict", "mnist_image", "reading"],
+    "refusal.html": ["not_digits", "refusal_splits", "calibrate", "train_refusing"],
+    "numbers.html": ["read_number"],
     "export.html": ["require_extra", "export_onnx", "onnx_parity"],
     "serving.html": ["make_app", "serve"],
     "cli.html": ["run_command", "torchrun_command", "train_main", "export_main", "serve_main"],
@@ -188,6 +190,7 @@ DRAWINGS = {
     "8": [[(170, 60), (140, 40), (100, 65), (120, 120), (175, 170), (160, 230), (105, 225), (100, 170),
            (170, 120), (175, 80), (170, 60)]],
     "9": [[(180, 90), (140, 50), (100, 80), (110, 130), (175, 120), (180, 90), (175, 240)]],
+    "x, not a digit": [[(70, 70), (210, 210)], [(210, 70), (70, 210)], [(140, 50), (140, 230)]],
 }
 
 
@@ -238,6 +241,8 @@ def test_the_docs_draw_page_reads_what_predict_reads(browser, server):
         WebDriverWait(browser, 30).until(lambda _: shown.text.strip() == want)
     right = [name for name, (label, _) in readings.items() if name[0] == str(label)]
     assert len(right) >= 10, readings  # and the drawings read as the digits they are
+    assert readings["x, not a digit"] == (None, None), readings  # drawn last: its reason shows
+    assert browser.find_element(By.ID, "confidence").text.startswith("not a digit")
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
     hosts = browser.execute_script(

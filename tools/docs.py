@@ -57,13 +57,16 @@ def build_draw_page(out: Path) -> None:
     draw.mkdir(parents=True, exist_ok=True)
     for name in ORT_FILES:
         shutil.copy(web / "node_modules" / "onnxruntime-web" / "dist" / name, draw / name)
-    shutil.copy(web / "onnx-backend.js", draw / "onnx-backend.js")
+    model = load_model()
+    backend = (web / "onnx-backend.js").read_text()  # with the model's own refusal threshold
+    refuse_at = f"const REFUSE_AT = {model.info.get('refuse_at', 0.5)!r};"
+    (draw / "onnx-backend.js").write_text(re.sub(r"^const REFUSE_AT = [^;]*;", refuse_at, backend, flags=re.M))
     for name in ("draw.css", "draw.js"):
         shutil.copy(static / name, draw / name)
     page = (static / "draw.html").read_text()
     scripts = '<script src="ort.wasm.min.js"></script>\n<script src="onnx-backend.js"></script>\n'
     (draw / "index.html").write_text(page.replace('<script src="draw.js">', scripts + '<script src="draw.js">'))
-    export_onnx(load_model(), draw / "model.onnx")
+    export_onnx(model, draw / "model.onnx")
 
 
 def main() -> int:

@@ -6,7 +6,9 @@
 
 ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation, which a docs host lacks
 const session = ort.InferenceSession.create("model.onnx", {executionProviders: ["wasm"]});
-const BINS = 256, MIN_CONTRAST = 0.2, BOX = 20, SIDE = 28;
+const BINS = 256, MIN_CONTRAST = 0.2, BOX = 20, SIDE = 28, NOT_A_DIGIT = 10;
+const REFUSE_AT = 0.5;  // "not a digit" this likely is the answer; tools/docs.py writes the model's
+const NO_INK = "no digit found: nothing stands out from the paper";
 
 function grayOf(bitmap) {  // [0, 1] grayscale, transparent pixels as white paper
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
@@ -165,7 +167,8 @@ function mnistImage(gray) {  // 28x28 bytes, or null when the image holds no dig
 
 window.readDigit = async file => {
   const image = mnistImage(grayOf(await createImageBitmap(file)));
-  if (!image) return {label: null, confidence: null, probabilities: null, image: null};
+  if (!image) return {label: null, confidence: null, probabilities: null, image: null,
+                      reason: NO_INK};
   const pixels = Float32Array.from(image, p => p / 255);
   const input = new ort.Tensor("float32", pixels, [1, 1, SIDE, SIDE]);
   const model = await session;
@@ -174,5 +177,10 @@ window.readDigit = async file => {
   const probabilities = exps.map(e => e / exps.reduce((a, b) => a + b, 0));
   const label = probabilities.indexOf(Math.max(...probabilities));
   const rows = Array.from({length: SIDE}, (_, y) => Array.from(image.slice(y * SIDE, y * SIDE + SIDE)));
-  return {label, confidence: probabilities[label], probabilities, image: rows};
+  const digits = probabilities.slice(0, NOT_A_DIGIT), none = probabilities[NOT_A_DIGIT] || 0;
+  if (label === NOT_A_DIGIT || none >= REFUSE_AT) {  // `reading` in prediction.py
+    const reason = `not a digit: it looks like none of 0-9 (${Math.round(100 * none)}% likely not one)`;
+    return {label: null, confidence: none, probabilities: digits, image: rows, reason};
+  }
+  return {label, confidence: probabilities[label], probabilities: digits, image: rows};
 };

@@ -21,7 +21,7 @@ function show(answer) {
   const found = answer.label !== null && answer.label !== undefined;
   shown.textContent = found ? answer.label : (answer.label === null ? "?" : "");
   sure.textContent = found ? `${(100 * answer.confidence).toFixed(1)}% sure`
-    : (answer.label === null ? "no digit found" : "");
+    : (answer.label === null ? answer.reason || "no digit found" : "");
   note.textContent = answer.error || "";
   showSeen(answer.image);
   bars.forEach((row, digit) => {
