@@ -406,16 +406,17 @@ def read_pieces(
     for candidate in found.candidates:
         read = [next(readings) for _ in candidate.parts]
         scored.append((candidate, read, sum(_sure(r) for r in read)))
-    digits = []
-    for candidate, read in best_reading(len(found.pieces), scored):
-        digits += [_digit(p, _in_a_number(r), found.scale)
-                   for p, r in zip(candidate.parts, read)]
+    chain = [(p, r) for candidate, read in best_reading(len(found.pieces), scored)
+             for p, r in zip(candidate.parts, read)]
+    several = len(chain) > 1  # a lone digit is refused as `predict` refuses it
+    digits = [_digit(p, _in_a_number(r) if several else r, found.scale)
+              for p, r in chain]
     bad = [i for i, d in enumerate(digits, 1) if d["label"] is None]
     if bad:
         why = digits[bad[0] - 1]["reason"].removeprefix("not a digit: ")
         where = "the only piece" if len(digits) == 1 else \
             f"the {_ordinal(bad[0])} piece from the left"
-        return NumberReading(None, digits, f"{where} is not a digit ({why})", path)
+        return NumberReading(None, digits, f"{where} is not a digit: {why}", path)
     return NumberReading("".join(str(d["label"]) for d in digits), digits, None, path)
 
 # %% ../nbs/04b_numbers.ipynb #53478c7e

@@ -214,7 +214,7 @@ def not_digits(
     return torch.from_numpy(stack), names
 
 # %% ../nbs/04a_refusal.ipynb #fa76c72e
-NEGATIVES = 10_000  # shapes taught as "not a digit": about as many as of each digit
+NEGATIVES = 10_000  # shapes taught as "not a digit": twice as many as of any one digit
 VALID = 5_000  # the training set's last digits, held out to fit the temperature
 SEEDS = {"train": 1, "valid": 2, "held out": 3}  # of the three sets of shapes
 
@@ -277,21 +277,28 @@ def calibrate(
     found = {"temperature": t, "valid_images": len(valid)}
     if logits.shape[1] > NOT_A_DIGIT:  # the least "not a digit" that refuses
         digits = (logits[valid.labels != NOT_A_DIGIT] / t).softmax(1)[:, NOT_A_DIGIT]
-        found["refuse_at"] = min(0.5, digits.double().quantile(1 - REFUSED).item())
+        at = digits.double().quantile(1 - REFUSED).item()  # above 0.5 it wins anyway
+        found["refuse_at"] = min(0.5, at)
     if test is not None:
-        raw = logits_of(model, test.images)
-        found["test_calibration_error"] = {
-            "before": calibration_error(raw.softmax(1), test.labels),
-            "after": calibration_error((raw / t).softmax(1), test.labels)}
-    if test is not None and "refuse_at" in found:  # as `predict` answers
-        labels = [reading(row, found["refuse_at"]).label
-                  for row in (raw / t).softmax(1).tolist()]
-        kept = [(label, y) for label, y in zip(labels, test.labels.tolist())
+        found.update(_test_figures(logits_of(model, test.images), test.labels, t,
+                                   found.get("refuse_at")))
+    model.info.update(found)
+    return found
+
+
+def _test_figures(raw, labels, t: float, refuse_at: float | None) -> dict:
+    "The calibration error before and after; refused share and accuracy as `predict`."
+    found = {"test_calibration_error": {
+        "before": calibration_error(raw.softmax(1), labels),
+        "after": calibration_error((raw / t).softmax(1), labels)}}
+    if refuse_at is not None:
+        labels_read = [reading(row, refuse_at).label
+                       for row in (raw / t).softmax(1).tolist()]
+        kept = [(label, y) for label, y in zip(labels_read, labels.tolist())
                 if label is not None]
-        found["test_refused"] = 1 - len(kept) / len(labels)
+        found["test_refused"] = 1 - len(kept) / len(labels_read)
         right = sum(a == b for a, b in kept)
         found["test_accepted_accuracy"] = right / max(len(kept), 1)
-    model.info.update(found)
     return found
 
 # %% ../nbs/04a_refusal.ipynb #5bdc81fd

@@ -175,3 +175,27 @@ def test_the_server_reads_numbers_when_asked(model, digits):
     one_digit = client.post("/predict", files=[number]).json()[0]
     assert "label" in one_digit and "number" not in one_digit  # as before, unasked
     assert client.post("/predict?number=maybe", files=[number]).status_code == 422
+
+
+class DoubtfulThree(torch.nn.Module):
+    "Eleven classes: every image a 3 at 0.67 and not a digit at 0.33, under a threshold of 0.2."
+
+    def __init__(self):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(1))
+        self.info = {"refuse_at": 0.2}
+
+    def forward(self, x):
+        logits = torch.full((len(x), 11), -30.0)
+        logits[:, 3], logits[:, 10] = np.log(0.67), np.log(0.33)
+        return logits
+
+
+def test_a_lone_digit_is_refused_as_predict_refuses_it(digits):
+    "Inside a number a doubtful part keeps its likeliest digit; alone, `predict`'s threshold rules."
+    from mnist_nbdev.prediction import predict
+
+    one = digits[7]
+    assert predict(one, DoubtfulThree()).label is None  # 0.33 >= refuse_at 0.2
+    assert read_number(one, DoubtfulThree()).number is None
+    assert read_number(photo_of("77", digits), DoubtfulThree()).number == "33"  # in a row: likeliest
