@@ -1,18 +1,11 @@
 """Whole numbers read exactly: MNIST test digits photographed in a row, and UCI digits.
 
-    python benchmarks/numbers.py [--n 300] [--seed 0]
+    python benchmarks/number_reading.py [--n 300] [--seed 0]
 
-Writes benchmarks/numbers_results.md. Uses the packaged model, through `read_number`.
+Writes benchmarks/number_reading_results.md. Uses the packaged model, through `read_number`.
 """
+import argparse
 import os
-import sys
-
-# this file is named like the standard library's `numbers`, which numpy and torch import:
-# run as a script, its folder leads sys.path and would shadow it
-if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]
-
-import argparse  # noqa: E402
 import platform
 import time
 from collections import defaultdict
@@ -27,7 +20,7 @@ from mnist_nbdev.files import load_model
 from mnist_nbdev.numbers import number_photo
 from mnist_nbdev.numbers import read_number
 
-RESULTS = Path(__file__).with_name("numbers_results.md")
+RESULTS = Path(__file__).with_name("number_reading_results.md")
 
 
 INKED = 0.45  # a scaled-up UCI digit is ink where it is darker than this
@@ -92,10 +85,12 @@ def main():
     names = {"mnist": "MNIST test digits, photographed in a row (target >= 95%)",
              "uci": "scikit-learn's UCI digits, scaled up, inked, side by side (target >= 85%)"}
     lines = ["# Reading whole numbers", "",
-             f"`python benchmarks/numbers.py --n {args.n} --seed {args.seed}`: "
+             f"`python benchmarks/number_reading.py --n {args.n} --seed {args.seed}`: "
              f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads, packaged model "
-             f"({model.info.get('arch')}, {model.info.get('recipe')} recipe).", "",
+             f"({model.info.get('arch')}, {model.info.get('recipe')} recipe); "
+             f"{time.strftime('%Y-%m-%d')}, load average {os.getloadavg()[0]:.2f} "
+             "at the start.", "",
              "| numbers | exact | 2 digits | 3 | 4 | 5 | ms per number |",
              "|---|---|---|---|---|---|---|"]
     for kind in ("mnist", "uci"):
