@@ -6,7 +6,7 @@
 __all__ = ['REPORT_KEYS', 'DISTORTIONS', 'predict_split', 'check_fits', 'confusion', 'evaluate', 'format_report',
            'plot_confusion', 'plot_per_class_accuracy', 'confident_mistakes', 'plot_mistakes', 'fit_temperature',
            'reliability', 'calibration_error', 'plot_reliability', 'distort', 'robustness', 'plot_robustness',
-           'person_like', 'person_like_photos']
+           'photographed', 'person_like', 'person_like_photos']
 
 # %% ../nbs/03_evaluation.ipynb #24fd6570
 import io
@@ -518,6 +518,20 @@ def _stroke(digit: Image.Image, rng: np.random.Generator) -> Image.Image:
     return digit.filter(ImageFilter.MaxFilter(3 if kind == "thick" else 5))
 
 # %% ../nbs/03_evaluation.ipynb #1149a5b8
+def photographed(
+    canvas: np.ndarray,  # (H, W, 3) floats, 0-255: ink on paper
+    rng: np.random.Generator,  # draws every effect
+    blur: float = 2.5,  # the most blur, in pixels
+) -> np.ndarray:
+    "`canvas` as a camera leaves it: sensor noise, blur, JPEG; RGB uint8."
+    canvas = canvas + rng.normal(0, rng.uniform(0, 6), size=canvas.shape)  # noise
+    photo = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
+    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0, blur)))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=int(rng.integers(25, 90)))
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
 def person_like(
     image: np.ndarray,  # (28, 28) uint8, white digit on black, as MNIST stores it
     rng: np.random.Generator,  # draws every effect
@@ -542,12 +556,7 @@ def person_like(
     pen = rng.uniform(0, 70, size=3)  # black, blue or grey ink
     box = canvas[top:top + side, left:left + side]
     canvas[top:top + side, left:left + side] = box * (1 - ink) + pen * ink
-    canvas += rng.normal(0, rng.uniform(0, 6), size=canvas.shape)  # sensor noise
-    photo = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
-    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0, 2.5)))
-    buffer = io.BytesIO()
-    photo.save(buffer, "JPEG", quality=int(rng.integers(25, 90)))
-    return np.asarray(Image.open(buffer).convert("RGB"))
+    return photographed(canvas, rng)
 
 # %% ../nbs/03_evaluation.ipynb #364a34ef
 def person_like_photos(

@@ -9,7 +9,6 @@ __all__ = ['LEVEL', 'OVERLAP', 'SPECK', 'MAYBE_MORE', 'PART', 'MAX_PARTS', 'NEAR
            'NumberReading', 'NumberPieces', 'number_pieces', 'read_pieces', 'read_number']
 
 # %% ../nbs/04b_numbers.ipynb #b58f348d
-import io
 import os
 from dataclasses import dataclass
 from dataclasses import replace
@@ -68,12 +67,9 @@ def number_photo(
     light = np.linspace(1.0, rng.uniform(0.7, 1.0), width)[None, :, None]  # a shadow
     colour = rng.uniform(0, 70, size=3)  # black, blue or grey ink
     canvas = paper * light * (1 - ink[..., None]) + colour * ink[..., None]
-    canvas += rng.normal(0, rng.uniform(0, 6), size=canvas.shape)  # sensor noise
-    photo = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
-    photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0, 2.0)))
-    buffer = io.BytesIO()
-    photo.save(buffer, "JPEG", quality=int(rng.integers(25, 90)))
-    return np.asarray(Image.open(buffer).convert("RGB"))
+    from mnist_nbdev.evaluation import photographed  # here: importing numbers loads no torch
+
+    return photographed(canvas, rng, blur=2.0)  # as the evaluation page's photos
 
 # %% ../nbs/04b_numbers.ipynb #144731e0
 def find_ink(
