@@ -38,11 +38,13 @@ notebooks: install  ## re-run every notebook in place, so the docs show a real r
 	cd nbs && $(PYTHON) ../tools/run_notebooks.py index.ipynb [0-9]*.ipynb
 	$(MAKE) sync
 
-bench: install  ## speed and accuracy against the tutorial's loop (results.md), mnist-predict's wall time (predict_results.md), the server under load (serve_results.md) under hostile load (serve_hostile_results.md), "not a digit" and calibration (refusal_results.md), and whole numbers (number_reading_results.md)
-	$(PYTHON) benchmarks/bench.py; s1=$$?; $(PYTHON) benchmarks/predict_bench.py; s2=$$?; \
+bench: install  ## speed and accuracy against the tutorial's loop and the fastest public peer (results.md), the ensemble recipe (ensemble_results.md, about 15 min), mnist-predict's wall time (predict_results.md), the server under load (serve_results.md) under hostile load (serve_hostile_results.md), "not a digit" and calibration (refusal_results.md), and whole numbers (number_reading_results.md); then the README's table of the recipes
+	$(PYTHON) benchmarks/bench.py; s1=$$?; $(PYTHON) benchmarks/ensemble.py; s5=$$?; \
+	  $(PYTHON) benchmarks/predict_bench.py; s2=$$?; \
 	  $(PYTHON) benchmarks/serve_load.py; s3=$$?; $(PYTHON) benchmarks/refusal.py; s4=$$?; \
 	  $(PYTHON) benchmarks/number_reading.py; \
-	  $(PYTHON) benchmarks/serve_hostile.py && [ $$s1 = 0 ] && [ $$s2 = 0 ] && [ $$s3 = 0 ] && [ $$s4 = 0 ]
+	  $(PYTHON) tools/bench_table.py && $(PYTHON) tools/make_readme.py; \
+	  $(PYTHON) benchmarks/serve_hostile.py && [ $$s1 = 0 ] && [ $$s2 = 0 ] && [ $$s3 = 0 ] && [ $$s4 = 0 ] && [ $$s5 = 0 ]
 
 pretrained: install  ## rebuild the model that ships inside the package, with its model card
 	mnist-train --recipe accurate --seed 0 --threads 2 --negatives 10000 --valid 5000 --out mnist_nbdev/pretrained

@@ -182,8 +182,12 @@ def train_parser() -> argparse.ArgumentParser:
                      help="shapes that are not digits, taught as an eleventh answer, "
                           '"not a digit" (default: 0; the packaged model: 10000)')
     own.add_argument("--valid", type=int, metavar="N",
-                     help="training digits held out to calibrate the confidence "
-                          "(default: 5000 with --negatives, else none)")
+                     help="training digits held out to calibrate the confidence, or to "
+                          "choose on (default: 5000 with --negatives or --recipe "
+                          "ensemble, else none)")
+    own.add_argument("--members", type=int, metavar="N",
+                     help="networks the ensemble recipe trains and averages "
+                          "(default: 6, chosen on held-out digits)")
     run = p.add_argument_group("torchrun's")
     run.add_argument("--nproc", type=int, default=1,
                      help="processes on this machine, under torchrun (default: 1)")
@@ -289,19 +293,36 @@ def _held_out(args: argparse.Namespace) -> int:
 
     if args.negatives < 0:
         raise ValueError(f"--negatives must be 0 or more, got {args.negatives}")
-    valid = args.valid if args.valid is not None else VALID if args.negatives else 0
-    if valid < 0 or (args.negatives and valid == 0):
-        raise ValueError(f"--valid must be at least 1 with --negatives (the "
-                         f"temperature is fitted on held-out digits), got {valid}")
+    ensemble = args.recipe == "ensemble"
+    if args.members is not None and not ensemble:
+        raise ValueError("--members is for --recipe ensemble")
+    if ensemble and (args.negatives or args.nproc > 1 or args.nnodes > 1):
+        raise ValueError("--recipe ensemble trains its members one after another in "
+                         "one process, of ten classes: without --negatives or --nproc")
+    if ensemble and args.members is not None and args.members < 1:
+        raise ValueError(f"--members must be at least 1, got {args.members}")
+    wanted = args.negatives or ensemble
+    valid = args.valid if args.valid is not None else VALID if wanted else 0
+    if valid < 0 or (wanted and valid == 0):
+        flag = "--recipe ensemble" if ensemble else "--negatives"
+        why = "the ensemble is chosen" if ensemble else "the temperature is fitted"
+        raise ValueError(f"--valid must be at least 1 with {flag} ({why} on held-out "
+                         f"digits), got {valid}")
     return valid
 
 
 def _run_training(args: argparse.Namespace, config, runtime):
-    "`train`, or `train_refusing` when asked for shapes or a validation split."
+    "`train`; `train_ensemble` for an ensemble; `train_refusing` for shapes, `--valid`."
+    from mnist_nbdev.ensemble import MEMBERS
+    from mnist_nbdev.ensemble import train_ensemble
     from mnist_nbdev.refusal import train_refusing
     from mnist_nbdev.training import train
 
     valid = _held_out(args)
+    if args.recipe == "ensemble":
+        members = args.members if args.members is not None else MEMBERS
+        return train_ensemble(config, args.out, members, valid, args.resume,
+                              runtime=runtime)
     if args.negatives or valid:
         return train_refusing(config, args.out, args.negatives, valid, args.resume,
                               runtime=runtime)

@@ -28,11 +28,15 @@ from .data import MNIST_STD
 from .fast_cnn import FastTutorialCNN
 from .model import BatchNormCNN
 from .model import Classifier
+from .model import Ensemble
+from .model import SpaceToDepthCNN
 
 # %% ../nbs/01b_files.ipynb #bc75d3bf
 ARCHITECTURES = {  # name -> network class; saved models record the name
     "tutorial_cnn": FastTutorialCNN,
     "batchnorm_cnn": BatchNormCNN,
+    "space_to_depth_cnn": SpaceToDepthCNN,
+    "ensemble": Ensemble,
 }
 
 
@@ -220,7 +224,8 @@ def save_model(
 
 # %% ../nbs/01b_files.ipynb #044b29cb
 MODEL_ARGS = {  # the ranges accepted
-    "image_size": (10, 512), "n_classes": (2, 1000), "width": (1, 256)
+    "image_size": (10, 512), "n_classes": (2, 1000), "width": (1, 256),
+    "members": (1, 32)
 }
 
 

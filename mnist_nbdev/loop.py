@@ -37,11 +37,13 @@ from .model import Classifier
 # %% ../nbs/02_loop.ipynb #b6adfa1b
 RECIPES = {
     "tutorial": dict(epochs=10, bs=10, lr=1e-3, schedule="constant", seed=41),
-    "fast": dict(epochs=2, bs=128, lr=1.5e-2, schedule="onecycle", seed=0,
-                 label_smoothing=0.1),
+    "fast": dict(epochs=1, bs=128, lr=1e-2, schedule="onecycle", seed=0,
+                 arch="space_to_depth_cnn", label_smoothing=0.1),
     "accurate": dict(epochs=10, bs=128, lr=5e-3, schedule="onecycle", seed=0,
                      arch="batchnorm_cnn", augment=True, label_smoothing=0.1),
 }
+# several accurate networks averaged: each member's settings (the ensemble page)
+RECIPES["ensemble"] = RECIPES["accurate"]
 SCHEDULES = ("constant", "onecycle")
 # what a recipe that does not say otherwise trains
 PLAIN = dict(arch="tutorial_cnn", augment=False, label_smoothing=0.0)
@@ -171,6 +173,10 @@ def new_state(
     optimizer: Callable = torch.optim.Adam,  # called with the parameters and `lr`
 ) -> TrainState:
     "A fresh optimiser and schedule for `model`, as `config` says."
+    if config.recipe == "ensemble":  # one network of it would pass for the whole
+        raise ConfigError("recipe", "the ensemble recipe trains several networks: "
+                                    "use train_ensemble (the ensemble page) or "
+                                    "mnist-train --recipe ensemble")
     optimizer = optimizer(model.parameters(), lr=config.lr)
     total = config.epochs * steps_per_epoch
     scheduler = None

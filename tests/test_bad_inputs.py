@@ -352,6 +352,12 @@ CLI = [
     Row("train: --negatives without a validation split", train_with("--negatives", "100", "--valid", "0"), 2, "--valid must be at least 1 with --negatives"),  # new: no temperature could be fitted
     Row("train: --valid half the training set", train_with("--valid", "30000", *QUICK), 2, "valid must be from 0 to 29999"),  # new option
     Row("train: epochs -1", train_with("--epochs", "-1"), 2, "epochs must be at least 1"),
+    Row("train: --members 0", train_with("--recipe", "ensemble", "--members", "0"), 2, "--members must be at least 1, got 0"),  # new option (issue 29)
+    Row("train: --members without the ensemble", train_with("--members", "3"), 2, "--members is for --recipe ensemble"),  # new: not silently ignored
+    Row("train: ensemble with --negatives", train_with("--recipe", "ensemble", "--negatives", "100"), 2, "without --negatives or --nproc"),  # new
+    Row("train: ensemble under torchrun", train_with("--recipe", "ensemble", "--nproc", "2"), 2, "one after another in one process"),  # new
+    Row("train: ensemble without a validation split", train_with("--recipe", "ensemble", "--valid", "0"), 2, "--valid must be at least 1 with --recipe ensemble"),  # new
+    Row("train: ensemble of tutorial networks", train_with("--recipe", "ensemble", "--arch", "tutorial_cnn", *QUICK), 2, "members are batchnorm_cnn networks, not tutorial_cnn"),  # new
     Row("train: lr nan", train_with("--lr", "nan"), 2, "lr must be a positive number"),
     Row("train: lr inf", train_with("--lr", "inf"), 2, "lr must be a positive number"),
     Row("train: lr 0", train_with("--lr", "0"), 2, "lr must be a positive number"),
@@ -373,7 +379,7 @@ CLI = [
     Row("train: all-black images", lambda t, m: ["mnist-train", *QUICK, "--data", str(small_set(t / "d", train_images=black)), "--out", str(t / "o")], 1, "there is nothing to learn from"),
     Row("train: label 200", lambda t, m: ["mnist-train", *QUICK, "--data", str(small_set(t / "d", train_labels=lambda a: np.where(np.arange(len(a)) == 3, 200, a).astype(np.uint8))), "--out", str(t / "o")], 1, "a label out of range?"),
     Row("train: lr 1e6 diverges, model kept", train_with(*QUICK, "--lr", "1e6", prepare=existing_model), 1, "the loss diverged in epoch 1"),
-    Row("train: resume with another lr", train_with(*QUICK, "--lr", "0.01", "--resume", prepare=checkpoint_of(QUICK)), 2, "lr 0.015 there, 0.01 here"),
+    Row("train: resume with another lr", train_with(*QUICK, "--lr", "0.02", "--resume", prepare=checkpoint_of(QUICK)), 2, "lr 0.01 there, 0.02 here"),
     Row("train: resume, checkpoint.json broken", train_with(*QUICK, "--resume", prepare=lambda t, o, m: (checkpoint_of(QUICK)(t, o, m), (o / "checkpoint.json").write_text("{"))), 1, "checkpoint.json: not valid JSON"),
     # issue 27, a second round: each row's comment says what happened before it
     Row("train: seed 2**70", train_with("--seed", str(2**70)), 2, "--seed: seed must be from 0 to 2**63 - 1"),  # before: 2, "Overflow when unpacking long long", no option named

@@ -14,7 +14,7 @@ from mnist_nbdev.cli import torchrun_command
 from mnist_nbdev.files import load_model
 from test_training import wait_for_line
 
-# lr 5e-3, not the fast recipe's 1.5e-2: at that peak, with these batches of 64, the end of epoch 1 sits at the
+# lr 5e-3, not the fast recipe's 1e-2: at that peak, with these batches of 64, the end of epoch 1 sits at the
 # top of the schedule, where equivalent runs' test losses differ by 0.03 (measured: two processes 0.252, one
 # 0.226, while their training losses agree to 0.002 and their final accuracies to 0.15%); here every epoch's
 # curves agree to rounding, which is what this file checks

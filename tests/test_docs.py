@@ -16,13 +16,14 @@ SITE = ROOT / "_docs"
 SHOTS = SITE / "screenshots"
 PAGES = ["index.html", "data.html", "batches.html", "model.html", "fast_cnn.html", "files.html",
          "loop.html", "speed.html", "checkpoints.html", "distributed.html", "training.html",
-         "evaluation.html", "prediction.html", "refusal.html", "numbers.html", "export.html", "serving.html", "cli.html", "draw.html"]
+         "ensemble.html", "evaluation.html", "prediction.html", "refusal.html", "numbers.html", "export.html", "serving.html", "cli.html", "draw.html"]
 NO_FIGURE = ("model.html", "fast_cnn.html", "files.html", "speed.html", "checkpoints.html",
-             "distributed.html", "export.html", "cli.html", "draw.html")  # pages without a figure
+             "distributed.html", "ensemble.html", "export.html", "cli.html", "draw.html")  # pages without a figure
 API = {  # a module page and the functions its API reference must show, each with its docments
     "data.html": ["load_mnist", "read_idx", "find_files", "normalize"],
     "batches.html": ["epoch_order", "Batches", "tutorial_loaders", "random_affine"],
-    "model.html": ["conv_output_size", "TutorialCNN", "Classifier", "BatchNormCNN"],
+    "model.html": ["conv_output_size", "TutorialCNN", "Classifier", "BatchNormCNN", "SpaceToDepthCNN",
+                   "Ensemble"],
     "fast_cnn.html": ["max_pool2x2", "onednn_inference", "FastTutorialCNN"],
     "files.html": ["build_model", "load_model", "save_model", "write_pair"],
     "loop.html": ["new_state", "train_batch", "train_epoch", "run_epoch", "make_batches", "fit"],
@@ -30,6 +31,7 @@ API = {  # a module page and the functions its API reference must show, each wit
     "checkpoints.html": ["save_checkpoint", "restore"],
     "distributed.html": ["init_distributed", "weights_sha256"],
     "training.html": ["train", "claim_folder"],
+    "ensemble.html": ["validation_split", "combine", "train_ensemble"],
     "evaluation.html": ["evaluate", "plot_confusion", "fit_temperature", "calibration_error"],
     "prediction.html": ["predict", "mnist_image", "reading"],
     "refusal.html": ["not_digits", "refusal_splits", "calibrate", "train_refusing"],

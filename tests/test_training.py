@@ -183,7 +183,7 @@ def test_a_restarted_run_continues_only_its_own_checkpoint(tmp_path, data, monke
     assert "restart 1 by torchrun; continuing after epoch 1" in err
     assert "epoch 1/1" not in out  # nothing left to train
     assert weights_sha256(again.model) == weights_sha256(first.model)
-    other = TrainConfig(epochs=1, train_subset=1000, test_subset=200, lr=0.01)  # not this run's checkpoint
+    other = TrainConfig(epochs=1, train_subset=1000, test_subset=200, lr=0.02)  # not this run's checkpoint
     train(other, out_dir=tmp_path, data=data, runtime=runtime, progress=False)
     out, err = capsys.readouterr()
     assert "continuing after epoch 0" in err and "epoch 1/1" in out  # from the start
@@ -230,10 +230,10 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path):
 def test_resume_names_the_option_that_differs(tmp_path):
     out = str(tmp_path / "m")
     assert mnist_train("--epochs", "1", *QUICK, "--out", out).returncode == 0
-    result = mnist_train("--epochs", "1", "--lr", "0.01", *QUICK, "--out", out, "--resume",
+    result = mnist_train("--epochs", "1", "--lr", "0.02", *QUICK, "--out", out, "--resume",
                          timeout=60)
     assert result.returncode == 2, result.stderr
-    assert "lr 0.015 there, 0.01 here" in result.stderr and "Traceback" not in result.stderr
+    assert "lr 0.01 there, 0.02 here" in result.stderr and "Traceback" not in result.stderr
     # how the run is carried out is not compared: other threads resume (nothing left to do)
     again = mnist_train("--epochs", "1", *QUICK[:-1], "2", "--out", out, "--resume")
     assert again.returncode == 0 and again.stdout.count("epoch ") == 0, again.stderr
