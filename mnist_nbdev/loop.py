@@ -43,7 +43,7 @@ RECIPES = {
                      arch="batchnorm_cnn", augment=True, label_smoothing=0.1),
 }
 # several accurate networks averaged: each member's settings (the ensemble page)
-RECIPES["ensemble"] = RECIPES["accurate"]
+RECIPES["ensemble"] = dict(RECIPES["accurate"])
 SCHEDULES = ("constant", "onecycle")
 # what a recipe that does not say otherwise trains
 PLAIN = dict(arch="tutorial_cnn", augment=False, label_smoothing=0.0)

@@ -187,7 +187,7 @@ class Ensemble(nn.Module):
         image_size: int = 28,  # side of the square input images
         n_classes: int = 10,  # number of output scores
         width: int = 16,  # each member's `width`
-        members: int = 5,  # networks averaged
+        members: int = 6,  # networks averaged (the ensemble recipe's number)
     ):
         super().__init__()
         if members < 1:
