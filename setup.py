@@ -43,7 +43,7 @@ setuptools.setup(
     url=cfg["git_url"],
     packages=setuptools.find_packages(include=[cfg["lib_name"], cfg["lib_name"] + ".*"]),
     include_package_data=True,
-    package_data={cfg["lib_name"]: ["pretrained/*", "static/*"]},
+    package_data={cfg["lib_name"]: ["pretrained/*", "static/*", "typefaces.npz"]},
     install_requires=requirements,
     extras_require={**extras, "dev": dev_requirements},
     dependency_links=cfg.get("dep_links", "").split(),

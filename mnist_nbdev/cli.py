@@ -181,6 +181,10 @@ def train_parser() -> argparse.ArgumentParser:
     own.add_argument("--negatives", type=int, default=0, metavar="N",
                      help="shapes that are not digits, taught as an eleventh answer, "
                           '"not a digit" (default: 0; the packaged model: 10000)')
+    own.add_argument("--writers", type=int, default=0, metavar="N",
+                     help="digits by synthetic writers (handwriting typefaces, a "
+                          "program's pen) added to the training digits (default: 0; "
+                          "the packaged model: 20000)")
     own.add_argument("--valid", type=int, metavar="N",
                      help="training digits held out to calibrate the confidence, or to "
                           "choose on (default: 5000 with --negatives or --recipe "
@@ -291,14 +295,17 @@ def _held_out(args: argparse.Namespace) -> int:
     "How many training digits `--valid` holds out: checked, or its default."
     from mnist_nbdev.refusal import VALID
 
-    if args.negatives < 0:
-        raise ValueError(f"--negatives must be 0 or more, got {args.negatives}")
+    for name in ("negatives", "writers"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be 0 or more, got {getattr(args, name)}")
     ensemble = args.recipe == "ensemble"
     if args.members is not None and not ensemble:
         raise ValueError("--members is for --recipe ensemble")
-    if ensemble and (args.negatives or args.nproc > 1 or args.nnodes > 1):
+    if ensemble and (args.negatives or args.writers or args.nproc > 1
+                     or args.nnodes > 1):
         raise ValueError("--recipe ensemble trains its members one after another in "
-                         "one process, of ten classes: without --negatives or --nproc")
+                         "one process, of ten classes, on MNIST: without --negatives, "
+                         "--writers or --nproc")
     if ensemble and args.members is not None and args.members < 1:
         raise ValueError(f"--members must be at least 1, got {args.members}")
     wanted = args.negatives or ensemble
@@ -313,20 +320,30 @@ def _held_out(args: argparse.Namespace) -> int:
 
 def _run_training(args: argparse.Namespace, config, runtime):
     "`train`; `train_ensemble` for an ensemble; `train_refusing` for shapes, `--valid`."
+    from mnist_nbdev.data import load_mnist
     from mnist_nbdev.ensemble import MEMBERS
     from mnist_nbdev.ensemble import train_ensemble
+    from mnist_nbdev.files import save_model
     from mnist_nbdev.refusal import train_refusing
     from mnist_nbdev.training import train
+    from mnist_nbdev.writers import with_writers
 
     valid = _held_out(args)
     if args.recipe == "ensemble":
         members = args.members if args.members is not None else MEMBERS
         return train_ensemble(config, args.out, members, valid, args.resume,
                               runtime=runtime)
+    data = with_writers(load_mnist(runtime.data_dir), args.writers)
     if args.negatives or valid:
-        return train_refusing(config, args.out, args.negatives, valid, args.resume,
-                              runtime=runtime)
-    return train(config, out_dir=args.out, resume=args.resume, runtime=runtime)
+        result = train_refusing(config, args.out, args.negatives, valid, args.resume,
+                                data=data, runtime=runtime)
+    else:
+        result = train(config, args.out, args.resume, data, runtime)
+    if args.writers:  # the record says what the model learnt from
+        result.model.info["writers"] = args.writers
+        if int(os.environ.get("RANK", "0")) == 0:
+            save_model(result.model, args.out)
+    return result
 
 
 def _train(args: argparse.Namespace, argv: list) -> int:
@@ -403,19 +420,39 @@ def evaluate_main(
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--card", action="store_true",
                    help="also write the per-class figures into its model card")
+    p.add_argument("--outside", action="store_true",
+                   help="also read the digits from outside MNIST (the writers page; "
+                        "needs scikit-learn); with --card, record them as the card's "
+                        "known limits")
     args = p.parse_args(argv)
 
     def body():
         from mnist_nbdev.evaluation import evaluate, format_report
-        from mnist_nbdev.files import PRETRAINED_DIR, write_card
+        from mnist_nbdev.files import CARD_MARK, PRETRAINED_DIR, save_model, write_card
 
-        report = evaluate(_load(args.model), data_dir=args.data)
-        text = json.dumps(report, indent=2, allow_nan=False) if args.json else None
-        print(text or format_report(report))
-        folder = args.model or PRETRAINED_DIR
-        if args.card and write_card(folder, report) is None:
-            raise CommandError(f"{folder}: its README.md is not a model card written "
-                               "by mnist_nbdev; left as it is")
+        model = _load(args.model)
+        report = evaluate(model, data_dir=args.data)
+        outside = None
+        if args.outside:
+            from mnist_nbdev.writers import format_outside, read_outside
+
+            outside = read_outside(model)
+        if args.json:
+            print(json.dumps({**report, **({"outside": outside} if outside else {})},
+                             indent=2, allow_nan=False))
+        else:
+            print(format_report(report))
+            if outside:
+                print("\n" + format_outside(outside))
+        folder = Path(args.model or PRETRAINED_DIR)
+        if args.card:
+            readme = folder / "README.md"
+            if readme.exists() and CARD_MARK not in readme.read_text(errors="replace"):
+                raise CommandError(f"{folder}: its README.md is not a model card "
+                                   "written by mnist_nbdev; left as it is")
+            if outside:  # the card's known limits come from the record
+                save_model(model, folder, info={"outside": outside})
+            write_card(folder, report)
 
     return run_command("mnist-evaluate", body)
 

@@ -46,7 +46,7 @@ RECIPES = {
 RECIPES["ensemble"] = dict(RECIPES["accurate"])
 SCHEDULES = ("constant", "onecycle")
 # what a recipe that does not say otherwise trains
-PLAIN = dict(arch="tutorial_cnn", augment=False, label_smoothing=0.0)
+PLAIN = dict(arch="tutorial_cnn", augment=False, coarse=0.0, label_smoothing=0.0)
 
 # %% ../nbs/02_loop.ipynb #5c0f1a02
 _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "a bool",
@@ -100,6 +100,7 @@ class TrainConfig:
     seed: int | None = None  # seeds the weights and the order of every epoch
     arch: str | None = None  # the network, by its name in `ARCHITECTURES`
     augment: bool | None = None  # random affine transforms of every training batch
+    coarse: float | None = None  # share of augmented digits seen at low resolution
     label_smoothing: float | None = None  # weight moved from the label to the others
     train_subset: int | None = None  # train on this many random images (quick runs)
     test_subset: int | None = None  # evaluate on this many random test images
@@ -119,6 +120,8 @@ class TrainConfig:
                                       f"got {self.seed}")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("lr", f"lr must be a positive number, got {self.lr}")
+        if self.coarse is not None and not 0 <= self.coarse <= 1:
+            raise ConfigError("coarse", f"coarse must be in [0, 1], got {self.coarse}")
         smoothing = self.label_smoothing
         if smoothing is not None and not 0 <= smoothing < 1:
             raise ConfigError("label_smoothing", "label_smoothing must be in [0, 1), "
@@ -136,7 +139,11 @@ class TrainConfig:
         "A copy with the recipe's values filled in, checked."
         self.checked()  # again: a field may have been set since
         given = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-        return TrainConfig(**{**PLAIN, **RECIPES[self.recipe], **given})
+        config = TrainConfig(**{**PLAIN, **RECIPES[self.recipe], **given})
+        if config.coarse and not config.augment:
+            raise ConfigError("coarse", "coarse coarsens augmented digits: it needs "
+                                        "augment")
+        return config
 
 # %% ../nbs/02_loop.ipynb #24cefb5f
 @patch
@@ -370,7 +377,8 @@ def make_batches(
     share = dict(device=device, rank=rank, world_size=world)
     return (
         Batches(train, config.bs // world, shuffle=True, seed=config.seed,
-                augment=AUGMENT if config.augment else None, **share),
+                augment={**AUGMENT, "coarse": config.coarse} if config.augment else None,
+                **share),
         Batches(test, 1000, pad=False, **share),
     )
 

@@ -354,7 +354,11 @@ CLI = [
     Row("train: epochs -1", train_with("--epochs", "-1"), 2, "epochs must be at least 1"),
     Row("train: --members 0", train_with("--recipe", "ensemble", "--members", "0"), 2, "--members must be at least 1, got 0"),  # new option (issue 29)
     Row("train: --members without the ensemble", train_with("--members", "3"), 2, "--members is for --recipe ensemble"),  # new: not silently ignored
-    Row("train: ensemble with --negatives", train_with("--recipe", "ensemble", "--negatives", "100"), 2, "without --negatives or --nproc"),  # new
+    Row("train: ensemble with --negatives", train_with("--recipe", "ensemble", "--negatives", "100"), 2, "without --negatives, --writers or --nproc"),  # new
+    Row("train: ensemble with --writers", train_with("--recipe", "ensemble", "--writers", "100"), 2, "without --negatives, --writers or --nproc"),  # new option (issue 30)
+    Row("train: --writers -1", train_with("--writers", "-1"), 2, "--writers must be 0 or more, got -1"),  # new option (issue 30)
+    Row("train: --coarse 2", train_with("--recipe", "accurate", "--coarse", "2"), 2, "coarse must be in [0, 1], got 2.0"),  # new option (issue 30)
+    Row("train: --coarse without augmentation", train_with("--coarse", "0.2"), 2, "coarse coarsens augmented digits: it needs augment"),  # the fast recipe does not augment
     Row("train: ensemble under torchrun", train_with("--recipe", "ensemble", "--nproc", "2"), 2, "one after another in one process"),  # new
     Row("train: ensemble without a validation split", train_with("--recipe", "ensemble", "--valid", "0"), 2, "--valid must be at least 1 with --recipe ensemble"),  # new
     Row("train: ensemble of tutorial networks", train_with("--recipe", "ensemble", "--arch", "tutorial_cnn", *QUICK), 2, "members are batchnorm_cnn networks, not tutorial_cnn"),  # new

@@ -16,12 +16,13 @@ SITE = ROOT / "_docs"
 SHOTS = SITE / "screenshots"
 PAGES = ["index.html", "data.html", "batches.html", "model.html", "fast_cnn.html", "files.html",
          "loop.html", "speed.html", "checkpoints.html", "distributed.html", "training.html",
-         "ensemble.html", "evaluation.html", "prediction.html", "refusal.html", "numbers.html", "export.html", "serving.html", "cli.html", "draw.html"]
+         "ensemble.html", "evaluation.html", "prediction.html", "refusal.html", "numbers.html",
+         "writers.html", "export.html", "serving.html", "cli.html", "draw.html"]
 NO_FIGURE = ("model.html", "fast_cnn.html", "files.html", "speed.html", "checkpoints.html",
              "distributed.html", "ensemble.html", "export.html", "cli.html", "draw.html")  # pages without a figure
 API = {  # a module page and the functions its API reference must show, each with its docments
     "data.html": ["load_mnist", "read_idx", "find_files", "normalize"],
-    "batches.html": ["epoch_order", "Batches", "tutorial_loaders", "random_affine"],
+    "batches.html": ["epoch_order", "Batches", "tutorial_loaders", "random_affine", "coarsen"],
     "model.html": ["conv_output_size", "TutorialCNN", "Classifier", "BatchNormCNN", "SpaceToDepthCNN",
                    "Ensemble"],
     "fast_cnn.html": ["max_pool2x2", "onednn_inference", "FastTutorialCNN"],
@@ -36,6 +37,7 @@ API = {  # a module page and the functions its API reference must show, each wit
     "prediction.html": ["predict", "mnist_image", "reading"],
     "refusal.html": ["not_digits", "refusal_splits", "calibrate", "train_refusing"],
     "numbers.html": ["read_number"],
+    "writers.html": ["typeface_digits", "stroke_digits", "outside_sets", "writer_digits"],
     "export.html": ["require_extra", "export_onnx", "onnx_parity"],
     "serving.html": ["make_app", "serve"],
     "cli.html": ["run_command", "torchrun_command", "train_main", "export_main", "serve_main"],

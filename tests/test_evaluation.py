@@ -23,13 +23,20 @@ from mnist_nbdev.evaluation import predict_split
 from mnist_nbdev.evaluation import robustness
 from mnist_nbdev.files import ModelFileError
 from mnist_nbdev.files import load_model
+from mnist_nbdev.refusal import logits_of
 
 
 def test_evaluate_agrees_with_model_json(mnist_dir):
     model = load_model()
     report = evaluate(model, data_dir=mnist_dir)  # the test split, found in that folder
     assert report["accuracy"] == model.info["test_accuracy"]
-    assert report["accuracy"] >= 0.995  # the packaged model passes 99.5%
+    # read right, "not a digit" counted wrong: 99.41% since issue 30 traded 0.2 points of MNIST,
+    # most of them refusals, for other writers' digits (the writers page); over the ten digits
+    # alone it reads 99.62%, above the 99.6% that issue asks for
+    assert report["accuracy"] >= 0.994
+    test = load_mnist(mnist_dir).test
+    ten = (logits_of(model, test.images)[:, :10].argmax(1) == test.labels).double().mean()
+    assert ten >= 0.996
     other = evaluate(model, load_mnist(mnist_dir).test, bs=333)  # batch size changes nothing
     assert other["confusion_matrix"] == report["confusion_matrix"]
     assert other["loss"] == pytest.approx(report["loss"], rel=1e-5)
@@ -47,7 +54,7 @@ def test_command_evaluate_json_agrees_with_model_json(mnist_dir):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["accuracy"] == load_model().info["test_accuracy"]
-    assert report["accuracy"] >= 0.995  # the packaged model passes 99.5%
+    assert report["accuracy"] >= 0.994  # as test_evaluate_agrees_with_model_json says why
     classes = load_model().info["model_args"]["n_classes"]  # 11: it can say "not a digit"
     assert len(report["confusion_matrix"]) == classes and sum(map(sum, report["confusion_matrix"])) == 10_000
     assert set(report["per_class"]["7"]) == {"precision", "recall", "f1", "support"}

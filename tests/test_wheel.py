@@ -70,7 +70,8 @@ def test_wheel_installs_with_its_pretrained_model(wheel, venv, tmp_path):
         names = archive.namelist()
     packaged = [f"mnist_nbdev/pretrained/{name}" for name in ("model.safetensors", "model.json")]
     packaged += [f"mnist_nbdev/static/{name}" for name in ("draw.html", "draw.css", "draw.js")]
-    for name in packaged:  # the packaged model, and the draw page that mnist-serve serves
+    packaged.append("mnist_nbdev/typefaces.npz")  # the writers page's glyphs, which training uses
+    for name in packaged:  # the packaged model, the draw page that mnist-serve serves, glyphs
         assert name in names, f"{name} is not in {wheel.name}: {names}"
     licence = [n for n in names if ".dist-info/" in n and n.endswith("LICENSE")]
     assert licence, f"no LICENSE in {wheel.name}'s metadata: {names}"
